@@ -1,0 +1,1 @@
+"""The thin `kubectl state` front end: flags, output, progress and exit codes."""

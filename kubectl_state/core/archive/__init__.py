@@ -1,0 +1,1 @@
+"""The backup format: writer, reader, manifest and checksums."""

@@ -1,0 +1,1 @@
+"""etcd v3 access over the JSON gateway: keys, snapshots, members."""

@@ -1,0 +1,1 @@
+"""API access: kubeconfig loading, discovery, paged lists and writes."""

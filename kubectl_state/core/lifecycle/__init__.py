@@ -1,0 +1,1 @@
+"""Control-plane topology and quorum-safe lifecycle step plans."""

@@ -1,0 +1,1 @@
+"""Restore ordering and the plan and report data types."""

@@ -1,0 +1,1 @@
+"""Object transformations: cleaning, namespace mapping, owner-reference relinking."""

@@ -1,0 +1,1 @@
+"""JSON Schemas shipped as data files (archive manifest, report, topology)."""
