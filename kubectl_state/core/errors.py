@@ -9,7 +9,8 @@ Nothing below this module may print.
 from __future__ import annotations
 
 import enum
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 
 class ExitStatus(enum.IntEnum):

@@ -1,0 +1,1 @@
+"""One module per `kubectl state` subcommand, each with `register(subparsers)` and `run`."""
