@@ -10,7 +10,6 @@ from kubectl_state import __version__
 from kubectl_state.cli.env import Environment
 from kubectl_state.cli.output import MACHINE_FORMATS, write_data
 from kubectl_state.core.errors import ExitStatus, KubectlStateError
-from kubectl_state.core.kube.client import load_api_client, server_version
 
 HELP = "Print the client version and the version of the current context's API server."
 
@@ -27,6 +26,10 @@ def collect(args: argparse.Namespace) -> dict[str, Any]:
     }
     if args.client:
         return result
+    # Imported here: the kubernetes client costs a third of a second to import, which
+    # `--client` (and every shell completion) should not pay.
+    from kubectl_state.core.kube.client import load_api_client, server_version  # noqa: PLC0415
+
     try:
         api = load_api_client(args.kubeconfig, args.context)
         with api:
