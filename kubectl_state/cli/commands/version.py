@@ -28,12 +28,11 @@ def collect(args: argparse.Namespace) -> dict[str, Any]:
         return result
     # Imported here: the kubernetes client costs a third of a second to import, which
     # `--client` (and every shell completion) should not pay.
-    from kubectl_state.core.kube.client import load_api_client, server_version  # noqa: PLC0415
+    from kubectl_state.core.kube.client import KubeClient  # noqa: PLC0415
 
     try:
-        api = load_api_client(args.kubeconfig, args.context)
-        with api:
-            result["serverVersion"] = server_version(api)
+        with KubeClient.from_kubeconfig(args.kubeconfig, args.context) as kube:
+            result["serverVersion"] = kube.server_version()
     except KubectlStateError as exc:
         # The client version is still worth printing; the server part says why it is missing.
         result["serverVersion"] = None

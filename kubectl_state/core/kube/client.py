@@ -1,28 +1,34 @@
-"""Connecting to a Kubernetes API server from a kubeconfig, and translating its failures.
+"""Talking to a Kubernetes API server: kubeconfig in, JSON over HTTPS out, typed errors back.
 
-Every API call in the core goes through a client made here, so that kubeconfig problems,
-unreachable servers and API `Status` failures all surface as the core's own errors.
+The kubeconfig is read by the official client's loader (contexts, exec credential plugins,
+token files, client certificates all behave as for kubectl); the requests themselves go
+through one `requests.Session`, so that lists can be paged, streamed and run concurrently
+over pooled connections, and every failure becomes one of the core's errors.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import threading
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-import urllib3
+import requests
 from kubernetes import client as k8s
 from kubernetes.config import kube_config
 from kubernetes.config.config_exception import ConfigException
 
-from kubectl_state.core.errors import ApiError, ConfigError, ConnectionFailed, KubectlStateError
+from kubectl_state.core.errors import ApiError, ConfigError, ConnectionFailed, OperationTimeout
 
-#: (connect, read) seconds for short informational calls such as /version.
+#: (connect, read) seconds. Lists of large resources may take a while to start answering.
+DEFAULT_TIMEOUT = (10.0, 120.0)
+#: For informational calls such as /version.
 QUICK_TIMEOUT = (5.0, 10.0)
 
 
-def load_api_client(kubeconfig: str | None = None, context: str | None = None) -> k8s.ApiClient:
-    """An API client for `context` of `kubeconfig` (both default as kubectl's do).
+def load_configuration(kubeconfig: str | None = None, context: str | None = None) -> k8s.Configuration:
+    """The connection settings of `context` in `kubeconfig` (both default as kubectl's do).
 
     `kubeconfig=None` honours $KUBECONFIG and then ~/.kube/config, like kubectl.
     TLS verification follows the kubeconfig; it is never turned off here.
@@ -41,41 +47,135 @@ def load_api_client(kubeconfig: str | None = None, context: str | None = None) -
         raise ConfigError(f"cannot use kubeconfig: {exc}") from exc
     except OSError as exc:
         raise ConfigError(f"cannot read kubeconfig {exc.filename or kubeconfig}: {exc.strerror}") from exc
-    # Fail fast instead of urllib3's silent retries: callers decide about retrying.
-    configuration.retries = False
-    return k8s.ApiClient(configuration)
+    return configuration
 
 
-def server_url(api: k8s.ApiClient) -> str:
-    return str(api.configuration.host)
+class KubeClient:
+    """JSON requests against one API server. Thread-safe: export lists resources concurrently."""
 
+    def __init__(self, configuration: k8s.Configuration, *, pool_size: int = 16) -> None:
+        self.configuration = configuration
+        self.server = str(configuration.host).rstrip("/")
+        self._session = requests.Session()
+        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
+        self._session.mount("https://", adapter)
+        self._session.mount("http://", adapter)
+        if configuration.verify_ssl:
+            self._session.verify = configuration.ssl_ca_cert or True
+        else:
+            # Only a kubeconfig that says insecure-skip-tls-verify gets here, as with kubectl.
+            self._session.verify = False
+        if configuration.cert_file and configuration.key_file:
+            self._session.cert = (configuration.cert_file, configuration.key_file)
+        # Exec plugins refresh tokens through a hook on the configuration; serialise it.
+        self._auth_lock = threading.Lock()
 
-def translate_api_exception(exc: BaseException, *, server: str | None = None) -> KubectlStateError:
-    """Map an exception from the kubernetes client to the core's error hierarchy."""
-    if isinstance(exc, k8s.ApiException):
-        status: dict[str, Any]
+    @classmethod
+    def from_kubeconfig(cls, kubeconfig: str | None = None, context: str | None = None, **kwargs: Any) -> KubeClient:
+        return cls(load_configuration(kubeconfig, context), **kwargs)
+
+    def close(self) -> None:
+        self._session.close()
+
+    def __enter__(self) -> KubeClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _headers(self, content_type: str | None) -> dict[str, str]:
+        headers = {"Accept": "application/json", "User-Agent": "kubectl-state"}
+        if content_type:
+            headers["Content-Type"] = content_type
+        with self._auth_lock:
+            token = self.configuration.get_api_key_with_prefix("BearerToken", alias="authorization")
+        if token:
+            headers["Authorization"] = token
+        elif self.configuration.username and self.configuration.password:
+            headers["Authorization"] = str(self.configuration.get_basic_auth_token())
+        return headers
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str | int] | None = None,
+        body: Any = None,
+        content_type: str | None = None,
+        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+    ) -> dict[str, Any]:
+        """One request; the decoded JSON answer, or an ApiError carrying the server's Status."""
+        data: bytes | None = None
+        if body is not None:
+            data = body if isinstance(body, bytes) else json.dumps(body).encode()
+            content_type = content_type or "application/json"
+        url = self.server + path
         try:
-            body = json.loads(exc.body) if exc.body else {}
-            status = body if isinstance(body, dict) and body.get("kind") == "Status" else {}
-        except (TypeError, ValueError):
-            status = {}
-        if not status:
-            status = {"code": exc.status, "reason": exc.reason or "", "message": f"HTTP {exc.status} {exc.reason}"}
-        return ApiError(status)
-    if isinstance(exc, urllib3.exceptions.HTTPError):
-        where = server or "the API server"
-        reason = getattr(exc, "reason", None) or exc
-        return ConnectionFailed(f"cannot reach {where}: {reason}", endpoint=server)
-    if isinstance(exc, KubectlStateError):
-        return exc
-    raise exc
+            response = self._session.request(method, url, params=params, data=data,
+                                             headers=self._headers(content_type), timeout=timeout)
+        except requests.Timeout as exc:
+            raise OperationTimeout(f"{self.server} did not answer {method} {path} in time",
+                                   endpoint=self.server) from exc
+        except requests.RequestException as exc:
+            raise ConnectionFailed(f"cannot reach {self.server}: {_root_cause(exc)}", endpoint=self.server) from exc
+        if response.status_code >= 400:
+            raise api_error_from_response(response)
+        if not response.content:
+            return {}
+        try:
+            decoded = response.json()
+        except ValueError as exc:
+            raise ApiError({"code": response.status_code, "reason": "BadResponse",
+                            "message": f"{method} {path}: the server's answer is not JSON"}) from exc
+        if not isinstance(decoded, dict):
+            raise ApiError({"code": response.status_code, "reason": "BadResponse",
+                            "message": f"{method} {path}: expected a JSON object"})
+        return decoded
+
+    def get(self, path: str, *, params: Mapping[str, str | int] | None = None,
+            timeout: tuple[float, float] = DEFAULT_TIMEOUT) -> dict[str, Any]:
+        return self.request("GET", path, params=params, timeout=timeout)
+
+    def server_version(self) -> dict[str, str]:
+        """The API server's /version document (gitVersion, platform, ...)."""
+        return {str(k): str(v) for k, v in self.get("/version", timeout=QUICK_TIMEOUT).items()}
+
+    def iter_lines(self, path: str, *, params: Mapping[str, str | int] | None = None) -> Iterator[bytes]:
+        """A streamed answer line by line (watch events); the caller closes by stopping iteration."""
+        try:
+            response = self._session.get(self.server + path, params=params, headers=self._headers(None),
+                                         stream=True, timeout=(DEFAULT_TIMEOUT[0], None))
+        except requests.RequestException as exc:
+            raise ConnectionFailed(f"cannot reach {self.server}: {_root_cause(exc)}", endpoint=self.server) from exc
+        with response:
+            if response.status_code >= 400:
+                raise api_error_from_response(response)
+            yield from (line for line in response.iter_lines() if line)
 
 
-def server_version(api: k8s.ApiClient) -> dict[str, str]:
-    """The API server's /version document (gitVersion, platform, ...)."""
+def api_error_from_response(response: requests.Response) -> ApiError:
+    """The Status the server sent, or one made up from the HTTP status when it sent none."""
     try:
-        info = k8s.VersionApi(api).get_code(_request_timeout=QUICK_TIMEOUT)
-    except (k8s.ApiException, urllib3.exceptions.HTTPError) as exc:
-        raise translate_api_exception(exc, server=server_url(api)) from exc
-    raw = api.sanitize_for_serialization(info)
-    return {str(k): str(v) for k, v in raw.items()}
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and body.get("kind") == "Status":
+        return ApiError(body)
+    text = response.reason or "error"
+    return ApiError({"kind": "Status", "code": response.status_code, "reason": text,
+                     "message": f"HTTP {response.status_code} {text} for {response.request.method} "
+                                f"{response.request.path_url.split('?')[0]}"})
+
+
+def _root_cause(exc: BaseException) -> str:
+    """The innermost reason of a requests/urllib3 failure, without the URL noise around it."""
+    inner: BaseException = exc
+    while True:
+        nxt = inner.__cause__ or inner.__context__ or (inner.args[0] if inner.args and
+                                                       isinstance(inner.args[0], BaseException) else None)
+        if nxt is None or nxt is inner:
+            break
+        inner = nxt
+    reason = getattr(inner, "reason", None)
+    return str(reason or inner)
