@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -69,3 +70,14 @@ def test_python_dash_m_is_the_same_program() -> None:
                             capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0
     assert result.stdout.strip() == f"Client Version: v{__version__}"
+
+
+def test_kubectl_state_version_shows_the_server_version(plugin_path: dict[str, str], kube_cluster: str) -> None:
+    expected = json.loads(kubectl(plugin_path, "version", "-o", "json", "--kubeconfig", kube_cluster).stdout)
+    result = kubectl(plugin_path, "state", "version", "--kubeconfig", kube_cluster, "-o", "json")
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["clientVersion"]["version"] == __version__
+    assert doc["serverVersion"]["gitVersion"] == expected["serverVersion"]["gitVersion"]
+    text = kubectl(plugin_path, "state", "version", "--kubeconfig", kube_cluster)
+    assert f"Server Version: {expected['serverVersion']['gitVersion']}" in text.stdout

@@ -60,11 +60,9 @@ class KubeClient:
         adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
         self._session.mount("https://", adapter)
         self._session.mount("http://", adapter)
-        if configuration.verify_ssl:
-            self._session.verify = configuration.ssl_ca_cert or True
-        else:
-            # Only a kubeconfig that says insecure-skip-tls-verify gets here, as with kubectl.
-            self._session.verify = False
+        # Passed with every request, not set on the session: requests lets $REQUESTS_CA_BUNDLE
+        # override a session's verify, which would replace the kubeconfig's CA with the system's.
+        self._verify: bool | str = (configuration.ssl_ca_cert or True) if configuration.verify_ssl else False
         if configuration.cert_file and configuration.key_file:
             self._session.cert = (configuration.cert_file, configuration.key_file)
         # Exec plugins refresh tokens through a hook on the configuration; serialise it.
@@ -112,7 +110,7 @@ class KubeClient:
             content_type = content_type or "application/json"
         url = self.server + path
         try:
-            response = self._session.request(method, url, params=params, data=data,
+            response = self._session.request(method, url, params=params, data=data, verify=self._verify,
                                              headers=self._headers(content_type), timeout=timeout)
         except requests.Timeout as exc:
             raise OperationTimeout(f"{self.server} did not answer {method} {path} in time",
@@ -145,7 +143,7 @@ class KubeClient:
         """A streamed answer line by line (watch events); the caller closes by stopping iteration."""
         try:
             response = self._session.get(self.server + path, params=params, headers=self._headers(None),
-                                         stream=True, timeout=(DEFAULT_TIMEOUT[0], None))
+                                         verify=self._verify, stream=True, timeout=(DEFAULT_TIMEOUT[0], None))
         except requests.RequestException as exc:
             raise ConnectionFailed(f"cannot reach {self.server}: {_root_cause(exc)}", endpoint=self.server) from exc
         with response:
