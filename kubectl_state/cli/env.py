@@ -10,14 +10,14 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import IO
+from typing import TextIO
 
 
 @dataclass
 class Environment:
-    stdout: IO[str] = field(default_factory=lambda: sys.stdout)
-    stderr: IO[str] = field(default_factory=lambda: sys.stderr)
-    stdin: IO[str] = field(default_factory=lambda: sys.stdin)
+    stdout: TextIO = field(default_factory=lambda: sys.stdout)
+    stderr: TextIO = field(default_factory=lambda: sys.stderr)
+    stdin: TextIO = field(default_factory=lambda: sys.stdin)
     #: kubectl's -v: 0 is quiet about internals; 5 and above shows tracebacks of expected errors.
     verbosity: int = 0
     environ: dict[str, str] = field(default_factory=lambda: dict(os.environ))

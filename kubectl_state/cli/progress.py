@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import IO
+from typing import TextIO
 
 from kubectl_state.cli.env import Environment
 
@@ -19,7 +19,7 @@ REDRAW_INTERVAL = 0.2
 
 class Progress:
     def __init__(self, env: Environment, verb: str, *, unit: str = "objects", enabled: bool | None = None) -> None:
-        self.stream: IO[str] = env.stderr
+        self.stream: TextIO = env.stderr
         self.enabled = env.show_progress if enabled is None else enabled
         self.verb = verb
         self.unit = unit

@@ -108,7 +108,6 @@ def test_a_real_clusters_discovery_exports_exactly_the_stored_listable_resources
         "referencegrants.gateway.networking.k8s.io",
         "ingressclasses.networking.k8s.io",
         "ingresses.networking.k8s.io",
-        "ipaddresses.networking.k8s.io",
         "networkpolicies.networking.k8s.io",
         "servicecidrs.networking.k8s.io",
         "runtimeclasses.node.k8s.io",
@@ -415,3 +414,26 @@ def test_services_with_selector_leaves_out_selectorless_services() -> None:
         {"metadata": meta("kubernetes", "default"), "spec": {"ports": [{"port": 443}]}},
     ]
     assert services_with_selector(services) == {("shop", "web")}
+
+
+def test_apiservices_the_api_server_registers_itself_are_skipped_and_added_ones_kept() -> None:
+    automanaged = {"apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
+                   "metadata": {"name": "v1.apps", "labels": {"kube-aggregator.kubernetes.io/automanaged": "onstart"}},
+                   "spec": {"group": "apps", "version": "v1"}}
+    added = {"apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
+             "metadata": {"name": "v1beta1.metrics.k8s.io"},
+             "spec": {"group": "metrics.k8s.io", "version": "v1beta1",
+                      "service": {"namespace": "kube-system", "name": "metrics-server"}}}
+    assert skip_reason("apiservices", "apiregistration.k8s.io", automanaged) == "apiserver-managed"
+    assert skip_reason("apiservices", "apiregistration.k8s.io", added) is None
+
+
+def test_the_default_service_cidr_is_the_api_servers_and_skipped() -> None:
+    default = {"apiVersion": "networking.k8s.io/v1", "kind": "ServiceCIDR", "metadata": {"name": "kubernetes"}}
+    extra = {"apiVersion": "networking.k8s.io/v1", "kind": "ServiceCIDR", "metadata": {"name": "extra-range"}}
+    assert skip_reason("servicecidrs", "networking.k8s.io", default) == "apiserver-managed"
+    assert skip_reason("servicecidrs", "networking.k8s.io", extra) is None
+
+
+def test_service_ip_allocations_are_derived_and_skipped() -> None:
+    assert resource_skip_reason("networking.k8s.io", "v1", "ipaddresses", {"list"}) == "derived:ipaddresses"

@@ -121,6 +121,15 @@ DEFAULT_SKIPPED_RESOURCES: Final[tuple[SkippedResource, ...]] = (
         "not-stored:reviews",
         "create-only questions to the API server, answered and never stored",
     ),
+    # One IPAddress per allocated Service clusterIP (Kubernetes 1.31+ allocator). Export drops
+    # clusterIPs so the target allocates new ones; restoring these would reserve the old
+    # addresses and make those allocations fail.
+    SkippedResource(
+        "networking.k8s.io",
+        "ipaddresses",
+        "derived:ipaddresses",
+        "the API server's record of which Service cluster IPs are allocated",
+    ),
     SkippedResource(
         "metrics.k8s.io",
         "*",
@@ -335,7 +344,27 @@ def _default_account_changed(obj: Mapping[str, Any], metadata: Mapping[str, Any]
     return False
 
 
+def _judge_apiservice(
+    obj: Mapping[str, Any], metadata: Mapping[str, Any], services: ServiceLookup | None
+) -> str | None:
+    # kube-apiserver registers an APIService for every group it serves itself and keeps them
+    # in step with its version (label kube-aggregator.kubernetes.io/automanaged); only the
+    # ones people added for their own aggregated servers are worth restoring.
+    if "kube-aggregator.kubernetes.io/automanaged" in (child(metadata, "labels") or {}):
+        return SkipReason.APISERVER_MANAGED
+    return None
+
+
+def _judge_servicecidr(
+    obj: Mapping[str, Any], metadata: Mapping[str, Any], services: ServiceLookup | None
+) -> str | None:
+    # The "kubernetes" ServiceCIDR mirrors --service-cluster-ip-range of the API server.
+    return SkipReason.APISERVER_MANAGED if metadata.get("name") == "kubernetes" else None
+
+
 _OBJECT_RULES: Final[Mapping[tuple[str, str], _ObjectRule]] = {
+    ("apiregistration.k8s.io", "apiservices"): _judge_apiservice,
+    ("networking.k8s.io", "servicecidrs"): _judge_servicecidr,
     ("", "pods"): _judge_pod,
     ("apps", "replicasets"): _owned_by("Deployment", "apps"),
     ("batch", "jobs"): _owned_by("CronJob", "batch"),

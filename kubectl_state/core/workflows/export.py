@@ -1,0 +1,380 @@
+"""Export: every selected resource of a cluster, cleaned, into an archive or a YAML stream.
+
+The steps: discover what the server serves; decide per resource whether it is exported
+(filters, the skip table, the cluster-scope rule); list the chosen collections in pages,
+several at once; skip what the cluster derives itself and clean the rest; write each
+object to the sink as it arrives, so memory holds a page per worker, never the cluster.
+The sink publishes the archive only when `commit()` is reached; any failure before that
+leaves nothing at PATH that could pass for a finished backup.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from kubectl_state.core.archive.writer import ObjectSink
+from kubectl_state.core.errors import ApiError, KubectlStateError, UsageError
+from kubectl_state.core.kube.client import KubeClient
+from kubectl_state.core.kube.discovery import ApiResource, Discovery, discover
+from kubectl_state.core.kube.lists import DEFAULT_PAGE_SIZE, ListProgress, iter_pages
+from kubectl_state.core.transform.clean import clean_object
+from kubectl_state.core.transform.skip import resource_skip_reason, services_with_selector, skip_reason
+
+ClusterScope = Literal["auto", "true", "false"]
+SecretsMode = Literal["include", "skip", "encrypt"]
+
+#: Reasons recorded in the manifest for objects left out by the user's own choices.
+SECRETS_SKIPPED = "secrets-skipped"
+FORBIDDEN = "forbidden"
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    namespaces: tuple[str, ...] = ()  # empty: all namespaces
+    label_selector: str | None = None
+    include_resources: tuple[str, ...] = ()
+    exclude_resources: tuple[str, ...] = ()
+    include_cluster_resources: ClusterScope = "auto"
+    include_status: bool = False
+    keep_last_applied: bool = False
+    secrets: SecretsMode = "include"
+    concurrency: int = 8
+    page_size: int = DEFAULT_PAGE_SIZE
+    ignore_forbidden: bool = False
+
+    def filters(self) -> dict[str, Any]:
+        """The choices that shaped the export, as the manifest records them."""
+        return {
+            "namespaces": list(self.namespaces) or None,
+            "labelSelector": self.label_selector,
+            "includeResources": list(self.include_resources),
+            "excludeResources": list(self.exclude_resources),
+            "includeClusterResources": self.include_cluster_resources,
+            "includeStatus": self.include_status,
+            "keepLastApplied": self.keep_last_applied,
+            "secrets": self.secrets,
+        }
+
+
+@dataclass
+class ExportListener:
+    """Progress callbacks (the CLI draws them; the Ansible module ignores them)."""
+
+    planned: Callable[[int], None] = lambda total: None
+    objects: Callable[[int], None] = lambda count: None
+    resource_done: Callable[[ApiResource], None] = lambda resource: None
+
+
+@dataclass
+class ExportSummary:
+    objects: int = 0
+    resources: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"objects": self.objects, "resources": self.resources, "skipped": dict(sorted(self.skipped.items())),
+                "warnings": list(self.warnings), "seconds": round(self.seconds, 3)}
+
+
+@dataclass(frozen=True)
+class _Task:
+    resource: ApiResource
+    namespace: str | None  # None: the whole collection (cluster-scoped, or all namespaces)
+
+
+class _Export:
+    """One run. Holds the state shared by the worker threads, behind one lock."""
+
+    def __init__(self, kube: KubeClient, sink: ObjectSink, options: ExportOptions, listener: ExportListener) -> None:
+        self.kube = kube
+        self.sink = sink
+        self.options = options
+        self.listener = listener
+        self.summary = ExportSummary()
+        self.lock = threading.Lock()
+        self.services: frozenset[tuple[str, str]] = frozenset()
+        #: Cluster-scoped objects the exported namespaced ones refer to: (group, resource) -> names.
+        self.referenced: dict[tuple[str, str], set[str]] = {}
+        #: (group, resource) of namespaced objects exported: their CRDs, if any, come along.
+        self.namespaced_exported: set[tuple[str, str]] = set()
+
+    # --- deciding what to export ---------------------------------------------------------
+
+    def select(self, discovery: Discovery) -> tuple[list[ApiResource], list[tuple[ApiResource, str]]]:
+        """The resources to list, and the ones skipped with the reason (counted later)."""
+        include = {(r.group, r.resource) for r in _resolve(discovery, self.options.include_resources)}
+        exclude = {(r.group, r.resource) for r in _resolve(discovery, self.options.exclude_resources)}
+        chosen: list[ApiResource] = []
+        skipped: list[tuple[ApiResource, str]] = []
+        for resource in discovery.resources:
+            key = (resource.group, resource.resource)
+            if key in exclude or (include and key not in include):
+                continue  # the user's filter, recorded as such in the manifest's filters
+            named = frozenset({resource.qualified_name}) if key in include else frozenset()
+            reason = resource_skip_reason(resource.group, resource.version, resource.resource, resource.verbs,
+                                          include=named)
+            if reason is None and key == ("", "secrets") and self.options.secrets == "skip":
+                reason = SECRETS_SKIPPED
+            if reason is not None:
+                if resource.listable:
+                    skipped.append((resource, reason))
+                continue
+            if not resource.namespaced and not self._cluster_scoped_wanted(resource):
+                continue
+            chosen.append(resource)
+        return chosen, skipped
+
+    def _cluster_scoped_wanted(self, resource: ApiResource) -> bool:
+        scope = self.options.include_cluster_resources
+        if scope == "true":
+            return True
+        if scope == "false":
+            return False
+        # auto: everything when all namespaces are exported; otherwise only the objects the
+        # exported namespaced ones refer to, fetched by name afterwards.
+        return not self.options.namespaces
+
+    def tasks(self, resources: Iterable[ApiResource]) -> list[_Task]:
+        result: list[_Task] = []
+        for resource in resources:
+            if resource.namespaced and self.options.namespaces:
+                result.extend(_Task(resource, ns) for ns in self.options.namespaces)
+            else:
+                result.append(_Task(resource, None))
+        return result
+
+    # --- listing and writing -------------------------------------------------------------
+
+    def run_task(self, task: _Task) -> None:
+        resource = task.resource
+        progress = ListProgress()
+        try:
+            for page in iter_pages(self.kube, resource, namespace=task.namespace,
+                                   label_selector=self.options.label_selector,
+                                   page_size=self.options.page_size, progress=progress):
+                self.write_page(resource, page)
+        except ApiError as exc:
+            where = resource.qualified_name + (f" in namespace {task.namespace}" if task.namespace else "")
+            if exc.code in (401, 403) and self.options.ignore_forbidden:
+                with self.lock:
+                    self.summary.warnings.append(f"skipped {where}: {exc.message}")
+                self.count_skip(FORBIDDEN, resource, 1)
+                return
+            if exc.code in (401, 403):
+                raise ApiError(exc.status, message=f"cannot list {where}: {exc.message} "
+                                                   "(--ignore-forbidden exports the rest)") from exc
+            if exc.code == 404:
+                raise KubectlStateError(f"{where} vanished during the export (its API is no longer served): "
+                                        f"{exc.message}") from exc
+            raise ApiError(exc.status, message=f"cannot list {where}: {exc.message}") from exc
+        with self.lock:
+            self.summary.warnings.extend(progress.warnings)
+        self.sink.record_list(resource.group, resource.version, resource.resource, resource.kind,
+                              resource.namespaced, progress.resource_version or None)
+
+    def write_page(self, resource: ApiResource, items: list[dict[str, Any]]) -> None:
+        if (resource.group, resource.resource) == ("", "services"):
+            with self.lock:
+                self.services = self.services | services_with_selector(items)
+        written = 0
+        for obj in items:
+            reason = skip_reason(resource.resource, resource.group, obj, services=self.services)
+            if reason is not None:
+                self.count_skip(reason, resource, 1)
+                continue
+            if resource.namespaced and self.options.namespaces:
+                self.note_references(resource, obj)
+            cleaned = clean_object(obj, resource=resource.resource, group=resource.group,
+                                   include_status=self.options.include_status,
+                                   keep_last_applied=self.options.keep_last_applied)
+            uid = (obj.get("metadata") or {}).get("uid")
+            self.sink.add_object(resource.group, resource.version, resource.resource, resource.kind,
+                                 resource.namespaced, cleaned, uid=uid if isinstance(uid, str) else None)
+            written += 1
+        with self.lock:
+            self.summary.objects += written
+        self.listener.objects(written)
+
+    def count_skip(self, reason: str, resource: ApiResource, count: int) -> None:
+        if count < 1:
+            return
+        self.sink.count_skip(reason, resource.resource, resource.group, count)
+        with self.lock:
+            self.summary.skipped[reason] = self.summary.skipped.get(reason, 0) + count
+
+    def count_skipped_resource(self, resource: ApiResource, reason: str) -> None:
+        """How many objects a skipped resource holds, so the manifest can say what it left out.
+        One item per request: the server's remainingItemCount gives the rest."""
+        count = 0
+        namespaces: Iterable[str | None] = (self.options.namespaces if resource.namespaced and self.options.namespaces
+                                            else (None,))
+        for namespace in namespaces:
+            try:
+                page = self.kube.get(resource.collection_path(namespace), params=_count_params(self.options))
+            except ApiError:
+                continue  # not even countable (aggregated API down, forbidden): nothing to record
+            metadata = page.get("metadata") or {}
+            items = len(page.get("items") or [])
+            remaining = metadata.get("remainingItemCount")
+            if remaining is None and metadata.get("continue"):
+                # No count offered (a label selector was used): count the pages instead.
+                items = sum(len(p) for p in iter_pages(self.kube, resource, namespace=namespace,
+                                                       label_selector=self.options.label_selector,
+                                                       page_size=self.options.page_size))
+                remaining = 0
+            count += items + int(remaining or 0)
+        self.count_skip(reason, resource, count)
+
+    # --- cluster-scoped objects the namespaced ones need ------------------------------------
+
+    def note_references(self, resource: ApiResource, obj: Mapping[str, Any]) -> None:
+        spec = obj.get("spec") or {}
+        found: list[tuple[tuple[str, str], str]] = []
+        if (resource.group, resource.resource) == ("", "persistentvolumeclaims"):
+            if spec.get("volumeName"):
+                found.append((("", "persistentvolumes"), str(spec["volumeName"])))
+            if spec.get("storageClassName"):
+                found.append((("storage.k8s.io", "storageclasses"), str(spec["storageClassName"])))
+        elif (resource.group, resource.resource) == ("rbac.authorization.k8s.io", "rolebindings"):
+            role = obj.get("roleRef") or {}
+            if role.get("kind") == "ClusterRole" and role.get("name"):
+                found.append((("rbac.authorization.k8s.io", "clusterroles"), str(role["name"])))
+        elif (resource.group, resource.resource) == ("", "pods") and spec.get("priorityClassName"):
+            found.append((("scheduling.k8s.io", "priorityclasses"), str(spec["priorityClassName"])))
+        with self.lock:
+            self.namespaced_exported.add((resource.group, resource.resource))
+            for key, name in found:
+                self.referenced.setdefault(key, set()).add(name)
+
+    def export_referenced(self, discovery: Discovery) -> None:
+        """With -n and --include-cluster-resources=auto: the namespaces themselves and the
+        cluster-scoped objects the exported ones refer to, so the backup restores whole."""
+        self.referenced.setdefault(("", "namespaces"), set()).update(self.options.namespaces)
+        by_key = {(r.group, r.resource): r for r in discovery.resources}
+        crds = by_key.get(("apiextensions.k8s.io", "customresourcedefinitions"))
+        if crds is not None and self.namespaced_exported:
+            for page in iter_pages(self.kube, crds, page_size=self.options.page_size):
+                for crd in page:
+                    spec = crd.get("spec") or {}
+                    if (spec.get("group"), (spec.get("names") or {}).get("plural")) in self.namespaced_exported:
+                        name = (crd.get("metadata") or {}).get("name")
+                        self.referenced.setdefault((crds.group, crds.resource), set()).add(str(name))
+        for key, names in sorted(self.referenced.items()):
+            resource = by_key.get(key)
+            if resource is None:
+                continue
+            kept = 0
+            for name in sorted(names):
+                try:
+                    obj = self.kube.get(resource.object_path(name))
+                except ApiError as exc:
+                    if exc.code == 404:
+                        with self.lock:
+                            self.summary.warnings.append(f"{resource.qualified_name} {name} is referred to "
+                                                         "but does not exist")
+                        continue
+                    raise
+                obj.setdefault("apiVersion", resource.api_version)
+                obj.setdefault("kind", resource.kind)
+                self.write_page(resource, [obj])
+                kept += 1
+            if kept:
+                self.sink.record_list(resource.group, resource.version, resource.resource, resource.kind,
+                                      resource.namespaced, None)
+
+
+def _count_params(options: ExportOptions) -> dict[str, str | int]:
+    params: dict[str, str | int] = {"limit": 1}
+    if options.label_selector:
+        params["labelSelector"] = options.label_selector
+    return params
+
+
+def _resolve(discovery: Discovery, names: Iterable[str]) -> list[ApiResource]:
+    resolved = []
+    for raw in names:
+        for name in raw.split(","):
+            if name.strip():
+                resolved.append(discovery.find(name.strip()))
+    return resolved
+
+
+def export_cluster(
+    kube: KubeClient,
+    sink: ObjectSink,
+    options: ExportOptions,
+    listener: ExportListener | None = None,
+    *,
+    discovery: Discovery | None = None,
+) -> ExportSummary:
+    """Export into `sink` and commit it. On any failure the sink is left uncommitted (the
+    caller's `with` discards it) and the error is raised."""
+    if options.concurrency < 1:
+        raise UsageError("--concurrency must be at least 1")
+    if options.page_size < 1:
+        raise UsageError("--page-size must be at least 1")
+    started = time.monotonic()
+    run = _Export(kube, sink, options, listener or ExportListener())
+    discovery = discovery or discover(kube, concurrency=options.concurrency)
+    chosen, skipped = run.select(discovery)
+    tasks = run.tasks(chosen)
+    run.listener.planned(len(chosen))
+
+    # Services first: whether an Endpoints object is derived depends on its Service.
+    service_tasks = [t for t in tasks if (t.resource.group, t.resource.resource) == ("", "services")]
+    if service_tasks:
+        for task in service_tasks:
+            run.run_task(task)
+    else:
+        run.services = _services_with_selector(kube, discovery, options)
+    remaining = [t for t in tasks if t not in service_tasks]
+    _run_parallel(run, remaining, options.concurrency)
+    done = {t.resource for t in tasks}
+    for resource in done:
+        run.listener.resource_done(resource)
+
+    if options.namespaces and options.include_cluster_resources == "auto":
+        run.export_referenced(discovery)
+    for resource, reason in skipped:
+        run.count_skipped_resource(resource, reason)
+    run.summary.resources = len(chosen)
+    run.summary.seconds = time.monotonic() - started
+    sink.commit()
+    return run.summary
+
+
+def _services_with_selector(kube: KubeClient, discovery: Discovery,
+                            options: ExportOptions) -> frozenset[tuple[str, str]]:
+    """(namespace, name) of every Service with a selector, when services themselves are not
+    exported: whether an Endpoints object is derived depends on its Service."""
+    services = discovery.find("services")
+    found: set[tuple[str, str]] = set()
+    namespaces: Iterable[str | None] = options.namespaces or (None,)
+    for namespace in namespaces:
+        for page in iter_pages(kube, services, namespace=namespace, page_size=options.page_size):
+            found.update(services_with_selector(page))
+    return frozenset(found)
+
+
+def _run_parallel(run: _Export, tasks: list[_Task], concurrency: int) -> None:
+    """Run the list tasks on `concurrency` threads; the first failure cancels what has not
+    started and is raised once the running ones end (they write into a sink being discarded)."""
+    if not tasks:
+        return
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="export") as pool:
+        futures: list[Future[None]] = [pool.submit(run.run_task, task) for task in tasks]
+        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        failed = [f for f in done if f.exception() is not None]
+        if failed:
+            for future in futures:
+                future.cancel()
+            error = failed[0].exception()
+            if error is not None:
+                raise error
