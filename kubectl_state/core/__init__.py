@@ -5,5 +5,5 @@ here. The core never parses command lines, never prints and never imports `cli` 
 Ansible collection; it raises errors from `kubectl_state.core.errors` and returns data.
 
 Layers, lowest first (a layer may import only the layers before it; see .importlinter):
-errors -> archive, etcd, kube -> transform -> plan -> lifecycle.
+errors -> archive, endpoint, etcd, kube -> transform -> plan -> workflows -> lifecycle.
 """
