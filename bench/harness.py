@@ -6,11 +6,14 @@ import json
 import os
 import statistics
 import subprocess
+import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+LAUNCHER = Path(__file__).resolve().parent / "launch.py"
 
 
 @dataclass(frozen=True)
@@ -50,21 +53,21 @@ class Case:
 
 
 def measure(argv: Sequence[str], env: dict[str, str] | None = None) -> Measurement:
-    """Run argv to completion; peak RSS is wait4's rusage of that child alone.
+    """Run argv to completion through bench/launch.py, which reports the command's own wall
+    time and peak RSS (see there for why the runner cannot measure the memory itself).
 
-    Output goes to temporary files rather than pipes, so the child can never block on a full
-    pipe while we sit in wait4 (which, unlike communicate(), hands back the rusage).
+    Output goes to temporary files rather than pipes, so the command can never block on a
+    full pipe that nobody reads.
     """
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        start = time.perf_counter()
-        proc = subprocess.Popen(list(argv), env=env, stdout=out, stderr=err, text=True)
-        _, status, rusage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err, \
+            tempfile.NamedTemporaryFile("r", suffix=".json") as result:
+        subprocess.run([sys.executable, str(LAUNCHER), result.name, *argv], env=env, stdout=out, stderr=err,
+                       text=True, check=True)
+        figures = json.load(result)
         out.seek(0)
         err.seek(0)
-        # ru_maxrss is in KiB on Linux.
-        return Measurement(wall, rusage.ru_maxrss / 1024, proc.returncode, out.read(), err.read())
+        return Measurement(figures["wall_s"], figures["peak_rss_kb"] / 1024, figures["returncode"],
+                           out.read(), err.read())
 
 
 def median_of(runs: Sequence[Measurement]) -> Measurement:

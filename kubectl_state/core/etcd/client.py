@@ -241,10 +241,26 @@ class EtcdClient:
 
     # --- cluster and maintenance ------------------------------------------------------------
 
-    def status(self, endpoint: str | None = None) -> EndpointStatus:
-        """Status of `endpoint`, or of the first member that answers when None."""
-        ep, data = self._gw.call("maintenance/status", {}, retry=Retry.READ, endpoint=self._gw.endpoint_arg(endpoint))
+    def status(self, endpoint: str | None = None, *, timeout: float | None = None) -> EndpointStatus:
+        """Status of `endpoint`, or of the first member that answers when None.
+
+        `timeout` bounds the wait for the answer (default: the client's), so a health sweep
+        over many members is not held up for long by one that hangs.
+        """
+        ep, data = self._gw.call(
+            "maintenance/status", {}, retry=Retry.READ, endpoint=self._gw.endpoint_arg(endpoint), timeout=timeout
+        )
         return EndpointStatus.from_json(ep, data)
+
+    def health(self, endpoint: str, *, timeout: float | None = None) -> tuple[bool, str]:
+        """(healthy, reason) of one member as etcd itself judges it (GET /health).
+
+        etcd answers healthy only when the member has a leader, no alarm is raised, and a
+        read through raft succeeds, so it is the closest to "can this member serve and
+        commit"; a learner reports unhealthy because it serves no linearizable reads.
+        A member that does not answer is unhealthy with the reason why.
+        """
+        return self._gw.health(self._gw.endpoint_arg(endpoint) or endpoint, timeout=timeout)
 
     def member_list(self) -> list[Member]:
         _, data = self._gw.call("cluster/member/list", {}, retry=Retry.READ)
@@ -347,10 +363,22 @@ class EtcdClient:
         etcd 3.5 appends the sha256 of the database as the last 32 bytes; checking it belongs
         to the snapshot writer. Closing the iterator early closes the connection.
         """
+        for blob, _ in self.snapshot_chunks(endpoint):
+            yield blob
+
+    def snapshot_chunks(self, endpoint: str, *, timeout: float | None = None) -> Iterator[tuple[bytes, int]]:
+        """Like snapshot_stream, with etcd's remaining_bytes after each chunk.
+
+        remaining_bytes counts the database bytes still to come (the sha256 trailer, sent as
+        a message of its own, is not counted), so the first message tells the database size.
+        `timeout` is the longest silence tolerated between two messages.
+        """
         ep = self._gw.endpoint_arg(endpoint) or self.endpoints[0]
         stream, first = self._start_stream("maintenance/snapshot", {}, endpoint=ep)
         try:
-            yield b64decode(first.get("blob"))
+            if timeout is not None:
+                stream.set_read_timeout(timeout)
+            yield b64decode(first.get("blob")), to_int(first.get("remaining_bytes"))
             while True:
                 try:
                     result = stream.next_result()
@@ -358,7 +386,7 @@ class EtcdClient:
                     raise stream_lost(unreachable(ep, exc), "snapshot") from None
                 if result is None:
                     return
-                yield b64decode(result.get("blob"))
+                yield b64decode(result.get("blob")), to_int(result.get("remaining_bytes"))
         finally:
             stream.close()
 

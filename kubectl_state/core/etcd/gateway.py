@@ -208,6 +208,23 @@ class Gateway:
         with self._lock:
             self._token = token
 
+    def health(self, endpoint: str, *, timeout: float | None = None) -> tuple[bool, str]:
+        """GET /health of one member (no token needed; etcd serves it to anyone it lets connect)."""
+        try:
+            response = self._session.get(f"{endpoint}/health", timeout=self._timeouts(timeout))
+        except requests.RequestException as exc:
+            return False, unreachable(endpoint, exc).reason
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = None
+        if not isinstance(payload, dict):
+            return False, f"HTTP {response.status_code} without a health report"
+        healthy = payload.get("health") == "true"
+        # 3.5 says why in "reason"; 3.4 only answers 503 with health "false".
+        reason = str(payload.get("reason") or ("" if healthy else f"HTTP {response.status_code}"))
+        return healthy, reason
+
     def _post_authenticated(self, endpoint: str, path: str, body: Mapping[str, Any], timeout: float | None) -> JSON:
         if self._username is not None and self._token is None:
             self.authenticate(endpoint)
