@@ -123,7 +123,9 @@ class _Export:
             if reason is None and key == ("", "secrets") and self.options.secrets == "skip":
                 reason = SECRETS_SKIPPED
             if reason is not None:
-                if resource.listable:
+                # Counted only where the export would have looked: a cluster-scoped kind
+                # skipped by a namespace export's scope is not worth a count.
+                if resource.listable and (resource.namespaced or self._cluster_scoped_wanted(resource)):
                     skipped.append((resource, reason))
                 continue
             if not resource.namespaced and not self._cluster_scoped_wanted(resource):
