@@ -3,7 +3,6 @@ a real cluster with $KUBECTL_STATE_TEST_KUBECONFIG). Every test works in namespa
 
 from __future__ import annotations
 
-import io
 import json
 import stat
 import tarfile
@@ -13,38 +12,13 @@ from typing import Any
 import pytest
 import yaml
 
-from kubectl_state.cli.env import Environment
-from kubectl_state.cli.main import main
-from tests.apiserver.testing import kubectl, kubectl_json, manifests, unique
+from tests.apiserver.testing import kubectl_json, unique
+from tests.helpers import create, create_widget_crd, owner_ref, read_dir_archive
+from tests.helpers import run_cli as run
 
 pyrage = pytest.importorskip("pyrage")
 
 SECRET_VALUE = "s3cr3t-value-that-must-not-leak"
-
-
-def run(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(argv), Environment(stdout=out, stderr=err))
-    return code, out.getvalue(), err.getvalue()
-
-
-def owner_ref(obj: dict[str, Any], *, controller: bool = True) -> dict[str, Any]:
-    meta = obj["metadata"]
-    return {"apiVersion": obj["apiVersion"], "kind": obj["kind"], "name": meta["name"], "uid": meta["uid"],
-            "controller": controller, "blockOwnerDeletion": True}
-
-
-def create(kubeconfig: str, *docs: dict[str, Any]) -> list[dict[str, Any]]:
-    out = kubectl(kubeconfig, "create", "-f", "-", "-o", "json", stdin=manifests(*docs)).stdout
-    # kubectl prints one JSON document per created object, back to back.
-    decoder, found, index = json.JSONDecoder(), [], 0
-    while index < len(out.rstrip()):
-        obj, end = decoder.raw_decode(out, index)
-        found.append(obj)
-        index = end
-        while index < len(out) and out[index].isspace():
-            index += 1
-    return found
 
 
 @pytest.fixture(scope="module")
@@ -54,16 +28,7 @@ def varied(kube_cluster: str) -> dict[str, Any]:
     group = f"{unique('g')}.example.com"
     crd_name = f"widgets.{group}"
     create(kube_cluster, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
-    create(kube_cluster, {
-        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": {"name": crd_name},
-        "spec": {"group": group, "scope": "Namespaced",
-                 "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
-                 "versions": [{"name": "v1", "served": True, "storage": True,
-                               "schema": {"openAPIV3Schema": {"type": "object",
-                                                              "x-kubernetes-preserve-unknown-fields": True}}}]},
-    })
-    kubectl(kube_cluster, "wait", "--for=condition=Established", f"crd/{crd_name}", "--timeout=60s")
+    create_widget_crd(kube_cluster, group)
     (deploy,) = create(kube_cluster, {
         "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": ns},
         "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
@@ -124,12 +89,6 @@ def varied(kube_cluster: str) -> dict[str, Any]:
             "spec": {"size": 3}})
     return {"ns": ns, "group": group, "crd": crd_name, "deploy_uid": deploy["metadata"]["uid"],
             "cm_uid": cm["metadata"]["uid"]}
-
-
-def read_dir_archive(path: Path) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
-    manifest = json.loads((path / "manifest.json").read_text())
-    objects = {e["path"]: yaml.safe_load((path / e["path"]).read_text()) for e in manifest["objects"]}
-    return manifest, objects
 
 
 def test_export_of_a_namespace_holds_exactly_the_expected_objects(kubeconfig_export: Any) -> None:

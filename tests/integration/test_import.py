@@ -4,7 +4,6 @@ module's `kube_cluster`, or a real one) restored into a fresh, empty one
 
 from __future__ import annotations
 
-import io
 import itertools
 import json
 import shutil
@@ -13,41 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from kubectl_state.cli.env import Environment
-from kubectl_state.cli.main import main
-from tests.apiserver.testing import kubectl, kubectl_json, manifests, raw_request, unique
-
-
-def run(*argv: str, stdin: str = "") -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(argv), Environment(stdout=out, stderr=err, stdin=io.StringIO(stdin)))
-    return code, out.getvalue(), err.getvalue()
-
-
-def create(kubeconfig: str, *docs: dict[str, Any]) -> list[dict[str, Any]]:
-    out = kubectl(kubeconfig, "create", "-f", "-", "-o", "json", stdin=manifests(*docs)).stdout
-    decoder, found, index = json.JSONDecoder(), [], 0
-    while index < len(out.rstrip()):
-        obj, end = decoder.raw_decode(out, index)
-        found.append(obj)
-        index = end
-        while index < len(out) and out[index].isspace():
-            index += 1
-    return found
-
-
-def owner_ref(obj: dict[str, Any], *, controller: bool = True) -> dict[str, Any]:
-    meta = obj["metadata"]
-    return {"apiVersion": obj["apiVersion"], "kind": obj["kind"], "name": meta["name"], "uid": meta["uid"],
-            "controller": controller, "blockOwnerDeletion": True}
-
-
-def read_dir_archive(path: Path) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
-    manifest = json.loads((path / "manifest.json").read_text())
-    objects = {e["path"]: yaml.safe_load((path / e["path"]).read_text()) for e in manifest["objects"]}
-    return manifest, objects
+from tests.apiserver.testing import kubectl, kubectl_json, raw_request, unique
+from tests.helpers import create, create_widget_crd, owner_ref, read_dir_archive
+from tests.helpers import run_cli as run
 
 
 def export(kubeconfig: str, target: Path, *args: str) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
@@ -89,16 +57,7 @@ def source(kube_cluster: str, tmp_path_factory: pytest.TempPathFactory) -> dict[
     group = f"{unique('g')}.example.com"
     crd_name = f"widgets.{group}"
     create(kube_cluster, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
-    create(kube_cluster, {
-        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": {"name": crd_name},
-        "spec": {"group": group, "scope": "Namespaced",
-                 "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
-                 "versions": [{"name": "v1", "served": True, "storage": True,
-                               "schema": {"openAPIV3Schema": {"type": "object",
-                                                              "x-kubernetes-preserve-unknown-fields": True}}}]},
-    })
-    kubectl(kube_cluster, "wait", "--for=condition=Established", f"crd/{crd_name}", "--timeout=60s")
+    create_widget_crd(kube_cluster, group)
     (deploy,) = create(kube_cluster, {
         "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": ns},
         "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
