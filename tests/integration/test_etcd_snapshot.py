@@ -272,3 +272,23 @@ def test_etcd34_restore_through_etcdctl_starts_a_34_member_with_the_same_keys(
             assert c.status().version.startswith("3.4")
     finally:
         restored.close()
+
+
+def test_save_with_keep_deletes_only_older_snapshots_this_tool_saved(cluster: EtcdCluster, tmp_path: Path) -> None:
+    stranger = tmp_path / "not-ours.db"
+    stranger.write_bytes(b"someone else's file")
+    saved = []
+    for index in range(3):
+        path = tmp_path / f"etcd-{index}.db"
+        code, out, err = cli("snapshot", "save", str(path), "--keep", "2",
+                             "--endpoints", ",".join(cluster.endpoints), "-o", "json")
+        assert code == 0, err
+        saved.append(path)
+    assert json.loads(out)["pruned"] == [str(saved[0])]
+    assert not saved[0].exists() and not Path(f"{saved[0]}.meta.json").exists()
+    assert saved[1].exists() and saved[2].exists()
+    assert stranger.read_bytes() == b"someone else's file"
+    code, _, err = cli("snapshot", "save", str(tmp_path / "x.db"), "--keep", "0",
+                       "--endpoints", ",".join(cluster.endpoints))
+    assert code == 2 and "--keep must be at least 1" in err
+    assert not (tmp_path / "x.db").exists()

@@ -68,13 +68,16 @@ def test_etcd_member_add_promote_remove_idempotent_with_check_mode_and_diff(
     assert first["initial_cluster_state"] == "existing"
     assert f"m4={new.peer_url}" in first["initial_cluster"]
     assert second["changed"] is False and second["action"] == "none"
+    # A rerun after a failure between adding and starting still gets the start flags.
+    assert second["initial_cluster"] == first["initial_cluster"]
     assert next(m for m in members(endpoints) if m[3] == (new.peer_url,))[2] is True  # a learner
 
     # Started, it is promoted by the next run with promote=auto; once only.
-    cluster.start_new_member("m4", initial_cluster=first["initial_cluster"])
+    cluster.start_new_member("m4", initial_cluster=second["initial_cluster"])
     run = playbook(tmp_path, [{"kubectl_state.control_plane.etcd_member": task}] * 2, module_defaults=defaults)
     assert run.ok, run.output
     assert task_result(run, 0)["action"] == "promoted"
+    assert "initial_cluster" not in task_result(run, 0)  # started: nothing left to template
     assert task_result(run, 1)["changed"] is False
     assert task_result(run, 1)["member"]["is_learner"] is False
 

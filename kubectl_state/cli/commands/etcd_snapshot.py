@@ -22,6 +22,8 @@ def register(sub: Any, parents: list[argparse.ArgumentParser], leaf: list[argpar
                     "else the next that answers) into FILE, check its sha256, and write FILE.meta.json.",
     )
     p.add_argument("file", metavar="FILE")
+    p.add_argument("--keep", type=int, metavar="N",
+                   help="after saving, delete all but the newest N snapshots this tool saved in FILE's directory")
     p.set_defaults(run=run_save)
 
     p = snap.add_parser("status", parents=parents, help="check a snapshot file and show its revision and keys")
@@ -54,8 +56,11 @@ def register(sub: Any, parents: list[argparse.ArgumentParser], leaf: list[argpar
 
 
 def run_save(args: argparse.Namespace, env: Environment) -> int:
+    from kubectl_state.core.etcd.retention import prune_snapshots, snapshots_to_prune  # noqa: PLC0415
     from kubectl_state.core.etcd.snapshot import save_snapshot  # noqa: PLC0415
 
+    if args.keep is not None and args.keep < 1:
+        raise UsageError("--keep must be at least 1")
     progress = Progress(env, "Saving snapshot", unit="MB")
     last = [0]
 
@@ -72,6 +77,12 @@ def run_save(args: argparse.Namespace, env: Environment) -> int:
         finally:
             progress.finish()
     data = info.to_dict()
+    pruned: list[str] = []
+    if args.keep is not None:
+        victims = snapshots_to_prune(os.path.dirname(os.path.abspath(args.file)), args.keep)
+        prune_snapshots(victims)
+        pruned = [str(path) for path in victims]
+        data["pruned"] = pruned
 
     def text() -> None:
         env.stdout.write(
@@ -79,6 +90,8 @@ def run_save(args: argparse.Namespace, env: Environment) -> int:
             f"(member {info.member_id:x}, etcd {info.etcd_version}): "
             f"revision {info.revision}, {human_size(info.db_size)}, sha256 {info.sha256}\n"
         )
+        for path in pruned:
+            env.stdout.write(f"Deleted older snapshot {path}\n")
 
     emit(args, env, data, text)
     return ExitStatus.OK

@@ -181,15 +181,24 @@ def add_member(
                 on_wait("etcd refuses new members until its leader has heard from every voting member for "
                         "5 seconds; waiting")
             time.sleep(0.5)
+    return AddedMember(member=member, name=name,
+                       initial_cluster=initial_cluster_for([s.member for s in states], name, peer_urls))
+
+
+def initial_cluster_for(members: Sequence[Member], name: str, peer_urls: Sequence[str]) -> str:
+    """--initial-cluster for the first start of member `name` (already added, not started):
+    every other member as etcd lists it, then this one. Also what a retry needs when the
+    member was added by an earlier run that failed before starting it."""
+    own = set(peer_urls)
     parts = []
-    for s in states:
-        if s.member.id == member.id:
+    for member in members:
+        if own & set(member.peer_urls):
             continue
         # An unstarted member has no name yet; etcd still needs it in the list, and cannot
         # start the new one if it is missing.
-        parts += [f"{s.member.name or f'{s.member.id:x}'}={url}" for url in s.member.peer_urls]
+        parts += [f"{member.name or f'{member.id:x}'}={url}" for url in member.peer_urls]
     parts += [f"{name}={url}" for url in peer_urls]
-    return AddedMember(member=member, name=name, initial_cluster=",".join(parts))
+    return ",".join(parts)
 
 
 def promote_member(

@@ -2,14 +2,13 @@
 # Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
 """Snapshot retention and restore bookkeeping for etcd_snapshot.
 
-These two pieces are not in kubectl_state.core yet (the CLI does not need them):
-retention (`keep: N`) is meant to move into kubectl_state.core.etcd.snapshot as it is
-written here; the restore marker exists only to make a module run repeatable.
+Retention is kubectl_state.core.etcd.retention's (the CLI's `snapshot save --keep` uses
+it too); these wrappers only speak the module's str paths. The restore marker exists only to
+make a module run repeatable.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import time
@@ -21,51 +20,26 @@ MARKER_SUFFIX = ".restore.json"
 
 
 def snapshots_in(directory):
-    """Paths of the snapshots saved by kubectl-state in `directory`, oldest first.
+    """Paths (str) of the snapshots kubectl-state saved in `directory`, oldest first."""
+    from kubectl_state.core.etcd.retention import saved_snapshots
 
-    A snapshot counts only with its metadata file (FILE.meta.json, format
-    kubectl-state/etcd-snapshot), so retention never touches a file it did not write.
-    """
-    from kubectl_state.core.etcd.snapshot import META_FORMAT, META_SUFFIX
-
-    found = []
-    try:
-        names = os.listdir(directory)
-    except FileNotFoundError:
-        return []
-    for entry in names:
-        if not entry.endswith(META_SUFFIX):
-            continue
-        snapshot = os.path.join(directory, entry[: -len(META_SUFFIX)])
-        try:
-            with open(os.path.join(directory, entry), encoding="utf-8") as f:
-                meta = json.load(f)
-        except (OSError, ValueError):
-            continue
-        if not isinstance(meta, dict) or meta.get("format") != META_FORMAT or not os.path.isfile(snapshot):
-            continue
-        # The saved time first; the file's mtime breaks ties between snapshots of the same second.
-        found.append((str(meta.get("time") or ""), os.path.getmtime(snapshot), snapshot))
-    found.sort()
-    return [entry[2] for entry in found]
+    return [str(path) for path in saved_snapshots(directory)]
 
 
 def to_prune(directory, keep, extra=None):
     """The snapshot paths beyond the newest `keep`; `extra` is one about to be saved (check mode)."""
-    snapshots = snapshots_in(directory)
-    if extra is not None and extra not in snapshots:
-        snapshots.append(extra)
-    return snapshots[: max(len(snapshots) - keep, 0)]
+    from kubectl_state.core.etcd.retention import snapshots_to_prune
+
+    return [str(path) for path in snapshots_to_prune(directory, keep, extra=extra)]
 
 
 def prune(paths):
     """Delete snapshots and their metadata files."""
-    from kubectl_state.core.etcd.snapshot import meta_path
+    from pathlib import Path
 
-    for path in paths:
-        for victim in (path, str(meta_path(path))):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(victim)
+    from kubectl_state.core.etcd.retention import prune_snapshots
+
+    prune_snapshots([Path(path) for path in paths])
 
 
 def marker_path(data_dir):

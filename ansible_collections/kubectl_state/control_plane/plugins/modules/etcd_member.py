@@ -129,12 +129,12 @@ members:
   elements: dict
 initial_cluster:
   description: The C(--initial-cluster) value the new member must start with (every member, itself included).
-  returned: when the member was added
+  returned: when the member was added, or exists but has not started yet
   type: str
   sample: etcd-1=https://10.0.0.11:2380,etcd-2=https://10.0.0.12:2380,etcd-4=https://10.0.0.14:2380
 initial_cluster_state:
   description: The C(--initial-cluster-state) the new member must start with.
-  returned: when the member was added
+  returned: when the member was added, or exists but has not started yet
   type: str
   sample: existing
 """
@@ -220,7 +220,14 @@ def main():
         ),
     )
     from kubectl_state.core.etcd import quorum
-    from kubectl_state.core.etcd.members import add_member, cluster_state, health_map, promote_member, remove_member
+    from kubectl_state.core.etcd.members import (
+        add_member,
+        cluster_state,
+        health_map,
+        initial_cluster_for,
+        promote_member,
+        remove_member,
+    )
 
     params = module.params
     force = params["force"]
@@ -257,6 +264,12 @@ def main():
     found = None if action == "removed" else find_member(module, after)
     result["member"] = member_facts(found) if found is not None else None
     result["members"] = [member_facts(s) for s in after]
+    if found is not None and not found.member.name and "initial_cluster" not in result:
+        # Added by an earlier run that failed before the member started: that run's
+        # start flags are what the playbook still needs.
+        result.update(initial_cluster=initial_cluster_for([s.member for s in after], params["name"],
+                                                          found.member.peer_urls),
+                      initial_cluster_state="existing")
     if module._diff:
         result["diff"] = dict(before=before, after=after_text,
                               before_header="etcd members", after_header="etcd members")
