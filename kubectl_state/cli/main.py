@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import IO, cast
 
 from kubectl_state import __version__
-from kubectl_state.cli.commands import diff, etcd, export, import_, inspect, verify, version
+from kubectl_state.cli.commands import diff, etcd, export, import_, inspect, migrate, verify, version
 from kubectl_state.cli.env import Environment
 from kubectl_state.cli.parser import PROG, KubectlArgumentParser, add_connection_flags
 from kubectl_state.core.errors import ExitStatus, KubectlStateError, UsageError
@@ -24,7 +24,7 @@ DESCRIPTION = (
     "portable API resources, raw etcd keys and etcd snapshots."
 )
 
-COMMANDS = (diff, etcd, export, import_, inspect, verify, version)
+COMMANDS = (diff, etcd, export, import_, inspect, migrate, verify, version)
 
 #: -v at or above this level prints the traceback of expected errors too.
 TRACEBACK_VERBOSITY = 5
