@@ -1,0 +1,1 @@
+"""Multi-host test harness for the lifecycle playbooks: hosts as network namespaces over SSH."""
