@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import gzip
-import io
 import os
 import stat
 import tarfile
@@ -171,7 +170,16 @@ class DirectoryStore:
 
 class TarGzStore:
     """A gzip-compressed tar written strictly in order, one member at a time: nothing but the
-    current member is ever held in memory, and the manifest is the last member."""
+    current member (and a small write buffer) is ever held in memory, and the manifest is the
+    last member.
+
+    Members are framed here rather than by `tarfile.addfile`, whose per-member bookkeeping
+    (a TarInfo copy, a file object around the bytes, a list of every member) costs more than
+    compressing a typical object; the bytes are the same as tarfile's PAX_FORMAT output.
+    """
+
+    #: Compressed in batches of this size: one zlib call per object file costs more than it saves.
+    _BUFFER = 256 * 1024
 
     def __init__(self, final: Path, *, mtime: int, compress_level: int) -> None:
         self.final = final
@@ -180,15 +188,17 @@ class TarGzStore:
         self._lock = threading.Lock()
         self._dirs: set[str] = set()
         self._broken = False
+        self._offset = 0  # bytes of tar written so far, for the end-of-archive padding
+        self._pending = bytearray()
+        self._header = _UstarHeader(mtime)
         self._file: IO[bytes] = os.fdopen(create_private_file(self.temp), "wb")
         try:
             # filename="" keeps the temporary name out of the gzip header; a fixed mtime
             # makes two exports of the same objects byte-identical.
+            # Closed in finish() or abort(), not by a with block: it lives across calls.
             self._gzip = gzip.GzipFile(
                 filename="", mode="wb", fileobj=self._file, compresslevel=compress_level, mtime=mtime
             )
-            # Closed in finish() or abort(), not by a with block: it lives across calls.
-            self._tar = tarfile.open(fileobj=self._gzip, mode="w|", format=tarfile.PAX_FORMAT)  # noqa: SIM115
         except BaseException:
             self._file.close()
             remove_quietly(self.temp)
@@ -204,17 +214,37 @@ class TarGzStore:
         info.uname = info.gname = ""
         return info
 
+    def _write(self, chunk: bytes) -> None:
+        self._pending += chunk
+        self._offset += len(chunk)
+        if len(self._pending) >= self._BUFFER:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            self._gzip.write(self._pending)
+            self._pending.clear()
+
     def _add_locked(self, relpath: str, data: bytes) -> None:
         # Directory members let `tar -x` recreate the 0700 directories of the layout.
         parts = relpath.split("/")[:-1]
         for depth in range(1, len(parts) + 1):
             sub = "/".join(parts[:depth])
             if sub not in self._dirs:
-                self._tar.addfile(self._info(sub, directory=True))
+                self._write(self._info(sub, directory=True).tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
                 self._dirs.add(sub)
-        self._tar.addfile(self._info(relpath, size=len(data)), io.BytesIO(data))
-        # tarfile remembers every member it wrote; nothing here needs that list.
-        self._tar.members.clear()  # type: ignore[attr-defined]  # (not in typeshed, but a plain list)
+        header = self._header.regular(relpath, len(data))
+        if header is None:  # a name ustar cannot hold: tarfile adds a pax header for it
+            header = self._info(relpath, size=len(data)).tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+        padding = tarfile.NUL * (-len(data) % tarfile.BLOCKSIZE)
+        if len(data) < self._BUFFER:
+            self._write(header + data + padding)
+        else:  # a large member goes to gzip as it is rather than copied into the buffer
+            self._write(header)
+            self._flush()
+            self._gzip.write(data)
+            self._offset += len(data)
+            self._write(padding)
 
     def _add_checked(self, relpath: str, data: bytes) -> None:
         # A member that failed halfway leaves the stream unusable for any later member.
@@ -233,7 +263,10 @@ class TarGzStore:
     def finish(self, manifest: bytes) -> None:
         with self._lock:
             self._add_checked(MANIFEST_NAME, manifest)
-            self._tar.close()
+            # The end of a tar: two zero blocks, then zeros up to a whole record, as tarfile does.
+            self._write(tarfile.NUL * (2 * tarfile.BLOCKSIZE))
+            self._write(tarfile.NUL * (-self._offset % tarfile.RECORDSIZE))
+            self._flush()
             self._gzip.close()
             self._file.flush()
             os.fsync(self._file.fileno())
@@ -243,8 +276,38 @@ class TarGzStore:
         _publish(self.temp, self.final, "tar.gz", overwrite)
 
     def abort(self) -> None:
-        for closable in (self._tar, self._gzip, self._file):
+        self._pending.clear()
+        for closable in (self._gzip, self._file):
             # The stream is being thrown away; a failure to write its trailer does not matter.
-            with contextlib.suppress(OSError, ValueError, tarfile.TarError):
+            with contextlib.suppress(OSError, ValueError):
                 closable.close()
         remove_quietly(self.temp)
+
+
+class _UstarHeader:
+    """The 512-byte header tarfile writes for a regular 0600 file owned by 0:0 with a fixed
+    mtime, in PAX_FORMAT when no pax record is needed (an ASCII name of at most 100 bytes)."""
+
+    def __init__(self, mtime: int) -> None:
+        template = tarfile.TarInfo("x")
+        template.mode, template.mtime, template.type = FILE_MODE, mtime, tarfile.REGTYPE
+        template.uid = template.gid = 0
+        template.uname = template.gname = ""
+        block = template.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+        if len(block) != tarfile.BLOCKSIZE or (mtime < 0 or mtime >= 8**11):
+            raise ArchiveError(f"cannot write tar headers with mtime {mtime}")
+        # Name (100) | mode, uid, gid (24) | size (12) | mtime (12) | checksum (8) | the rest (356).
+        self._ids = block[100:124]
+        self._mtime = block[136:148]
+        self._rest = block[156:]
+        # The checksum is the sum of every header byte, its own field counted as spaces.
+        self._fixed_sum = sum(self._ids) + sum(self._mtime) + 8 * ord(" ") + sum(self._rest)
+
+    def regular(self, name: str, size: int) -> bytes | None:
+        """The header for `name` of `size` bytes, or None when it needs what only tarfile does."""
+        if len(name) > 100 or not name.isascii() or size >= 8**11:
+            return None
+        raw_name = name.encode("ascii").ljust(100, b"\0")
+        raw_size = b"%011o\0" % size
+        checksum = sum(raw_name) + sum(raw_size) + self._fixed_sum
+        return b"".join((raw_name, self._ids, raw_size, self._mtime, b"%06o\0 " % checksum, self._rest))

@@ -201,6 +201,9 @@ class ArchiveWriter:
         try:
             self._store.add(path, data)
             stored = True
+        except OSError as exc:
+            # A full disk or a vanished directory: one sentence for the person, not a traceback.
+            raise ArchiveError(f"cannot write {self.path}: {exc.strerror or exc}") from exc
         finally:
             with self._lock:
                 self._in_flight -= 1
@@ -260,6 +263,9 @@ class ArchiveWriter:
         try:
             self._store.finish(encode_manifest(manifest))
             self._store.publish(self._overwrite)
+        except OSError as exc:
+            self.abort()
+            raise ArchiveError(f"cannot write {self.path}: {exc.strerror or exc}") from exc
         except BaseException:
             self.abort()
             raise

@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -83,10 +83,16 @@ class ExportSummary:
                 "warnings": list(self.warnings), "seconds": round(self.seconds, 3)}
 
 
+class _Stopped(Exception):
+    """Raised in a list task that noticed the run is stopping; never leaves the run."""
+
+
 @dataclass(frozen=True)
 class _Task:
     resource: ApiResource
     namespace: str | None  # None: the whole collection (cluster-scoped, or all namespaces)
+    #: Set for a resource skipped for this reason: its objects are counted, not listed.
+    count_reason: str | None = None
 
 
 class _Export:
@@ -104,6 +110,8 @@ class _Export:
         self.referenced: dict[tuple[str, str], set[str]] = {}
         #: (group, resource) of namespaced objects exported: their CRDs, if any, come along.
         self.namespaced_exported: set[tuple[str, str]] = set()
+        #: Set when the run failed or was interrupted: list tasks still running stop at their next page.
+        self.stopping = threading.Event()
 
     # --- deciding what to export ---------------------------------------------------------
 
@@ -156,11 +164,16 @@ class _Export:
 
     def run_task(self, task: _Task) -> None:
         resource = task.resource
+        if task.count_reason is not None:
+            self.count_skipped_resource(resource, task.count_reason)
+            return
         progress = ListProgress()
         try:
             for page in iter_pages(self.kube, resource, namespace=task.namespace,
                                    label_selector=self.options.label_selector,
-                                   page_size=self.options.page_size, progress=progress):
+                                   page_size=self.options.page_size, progress=progress, prefetch=True):
+                if self.stopping.is_set():
+                    raise _Stopped
                 self.write_page(resource, page)
         except ApiError as exc:
             where = resource.qualified_name + (f" in namespace {task.namespace}" if task.namespace else "")
@@ -329,23 +342,25 @@ def export_cluster(
     tasks = run.tasks(chosen)
     run.listener.planned(len(chosen))
 
-    # Services first: whether an Endpoints object is derived depends on its Service.
+    # Whether an Endpoints object is derived depends on its Service: endpoints are listed
+    # once every Service has been seen; everything else is listed alongside the Services.
     service_tasks = [t for t in tasks if (t.resource.group, t.resource.resource) == ("", "services")]
+    endpoints_tasks: list[_Task] = []
     if service_tasks:
-        for task in service_tasks:
-            run.run_task(task)
+        endpoints_tasks = [t for t in tasks if (t.resource.group, t.resource.resource) == ("", "endpoints")]
     else:
         run.services = _services_with_selector(kube, discovery, options)
-    remaining = [t for t in tasks if t not in service_tasks]
-    _run_parallel(run, remaining, options.concurrency)
+    # Counting what skipped resources hold is a request each: done on the same threads, after
+    # the lists are under way, rather than one after the other at the end.
+    counts = [_Task(resource, None, reason) for resource, reason in skipped]
+    _run_parallel(run, [t for t in tasks if t not in endpoints_tasks] + counts, options.concurrency,
+                  gate=service_tasks, gated=endpoints_tasks)
     done = {t.resource for t in tasks}
     for resource in done:
         run.listener.resource_done(resource)
 
     if options.namespaces and options.include_cluster_resources == "auto":
         run.export_referenced(discovery)
-    for resource, reason in skipped:
-        run.count_skipped_resource(resource, reason)
     run.summary.resources = len(chosen)
     run.summary.seconds = time.monotonic() - started
     sink.commit()
@@ -365,18 +380,44 @@ def _services_with_selector(kube: KubeClient, discovery: Discovery,
     return frozenset(found)
 
 
-def _run_parallel(run: _Export, tasks: list[_Task], concurrency: int) -> None:
-    """Run the list tasks on `concurrency` threads; the first failure cancels what has not
-    started and is raised once the running ones end (they write into a sink being discarded)."""
-    if not tasks:
+def _run_parallel(run: _Export, tasks: list[_Task], concurrency: int, *,
+                  gate: list[_Task] | None = None, gated: list[_Task] | None = None) -> None:
+    """Run the list tasks on `concurrency` threads; `gated` ones start only once every task
+    of `gate` (a subset of `tasks`, started first) has finished.
+
+    The first failure, or an interrupt (Ctrl-C), cancels what has not started and makes the
+    running tasks stop at their next page; it is raised once they have (what they wrote goes
+    into a sink that is being discarded). Waiting for every queued collection to be listed
+    first would turn Ctrl-C into "finish the export, then throw it away"."""
+    gate = gate or []
+    later = list(gated or [])
+    ordered = gate + [t for t in tasks if t not in gate]
+    if not ordered and not later:
         return
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="export") as pool:
-        futures: list[Future[None]] = [pool.submit(run.run_task, task) for task in tasks]
-        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-        failed = [f for f in done if f.exception() is not None]
-        if failed:
+        gate_futures: list[Future[None]] = []
+        futures: list[Future[None]] = []
+        try:
+            for task in ordered:
+                future = pool.submit(run.run_task, task)
+                futures.append(future)
+                if task in gate:
+                    gate_futures.append(future)
+            waiting = set(futures)
+            while waiting or later:
+                if later and all(f.done() for f in gate_futures):
+                    started = [pool.submit(run.run_task, task) for task in later]
+                    later = []
+                    futures += started
+                    waiting.update(started)
+                    continue
+                done, waiting = wait(waiting, return_when=FIRST_COMPLETED)
+                for future in done:
+                    error = future.exception()
+                    if error is not None:
+                        raise error
+        except BaseException:
+            run.stopping.set()
             for future in futures:
                 future.cancel()
-            error = failed[0].exception()
-            if error is not None:
-                raise error
+            raise
