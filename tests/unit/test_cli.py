@@ -89,3 +89,20 @@ def test_expected_errors_have_no_traceback_unless_v5(tmp_path: Path) -> None:
     assert code == 2 and "Traceback" not in err
     code, _, err = run("-v", "5", "version", "--bad")
     assert code == 2 and "Traceback" in err and "UsageError" in err
+
+
+def test_user_yaml_files_fail_as_usage_errors_naming_the_file(tmp_path: Path) -> None:
+    import pytest
+
+    from kubectl_state.cli.files import load_yaml_file
+    from kubectl_state.core.errors import UsageError
+
+    good = tmp_path / "rules.yaml"
+    good.write_text("- {group: g, kind: K}\n")
+    assert load_yaml_file(str(good), "pause rules") == [{"group": "g", "kind": "K"}]
+    with pytest.raises(UsageError, match=f"cannot read tier file {tmp_path}/missing.yaml"):
+        load_yaml_file(str(tmp_path / "missing.yaml"), "tier file")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("a: [unclosed\n")
+    with pytest.raises(UsageError, match=f"pause rules {bad} is not YAML"):
+        load_yaml_file(str(bad), "pause rules")

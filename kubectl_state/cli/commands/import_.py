@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from kubectl_state.cli.env import Environment
+from kubectl_state.cli.files import load_yaml_file
 from kubectl_state.cli.output import MACHINE_FORMATS, write_data
 from kubectl_state.cli.progress import Progress
 from kubectl_state.core.errors import ExitStatus, PartialFailure, UsageError
@@ -125,17 +126,7 @@ def read_source(args: argparse.Namespace, env: Environment, discovery: Any) -> A
 def load_tiers(path: str) -> Any:
     from kubectl_state.core.plan import parse_tier_document  # noqa: PLC0415
 
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"cannot read tier file {path}: {exc.strerror}") from None
-    import yaml  # noqa: PLC0415
-
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise UsageError(f"tier file {path} is not YAML: {str(exc).splitlines()[0]}") from None
-    return parse_tier_document(doc)
+    return parse_tier_document(load_yaml_file(path, "tier file"))
 
 
 def run(args: argparse.Namespace, env: Environment) -> int:

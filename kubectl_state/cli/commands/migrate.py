@@ -9,6 +9,7 @@ from typing import IO, Any
 
 from kubectl_state.cli.commands.import_ import parse_duration, write_report_file
 from kubectl_state.cli.env import Environment
+from kubectl_state.cli.files import load_yaml_file
 from kubectl_state.cli.output import MACHINE_FORMATS, write_data
 from kubectl_state.core.errors import ExitStatus, PartialFailure, UsageError
 
@@ -83,19 +84,9 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
 
 
 def load_pause_rules(path: str) -> Any:
-    import yaml  # noqa: PLC0415
-
     from kubectl_state.core.workflows.migrate import parse_pause_rules  # noqa: PLC0415
 
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"cannot read pause rules {path}: {exc.strerror}") from None
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise UsageError(f"pause rules {path} are not YAML: {str(exc).splitlines()[0]}") from None
-    return parse_pause_rules(doc)
+    return parse_pause_rules(load_yaml_file(path, "pause rules"))
 
 
 def options_from_args(args: argparse.Namespace, journal: Path | None) -> Any:
