@@ -152,9 +152,16 @@ def main() -> int:
             raise SystemExit(f"demo step failed with exit status {copy.returncode}: export | import")
         demo.k(target.kubeconfig, "get", "deploy,cm,backups", "-n", "shop-copy")
 
+        demo.step("migration: move the namespace into the target (paused, copied, deleted from the source)")
+        demo.run(demo.kubectl, "state", "migrate", "--from-kubeconfig", kubeconfig,
+                 "--to-kubeconfig", target.kubeconfig, "-n", "shop",
+                 "--namespace-mapping", "shop:shop-migrated", "--move")
+        demo.k(target.kubeconfig, "get", "deploy,cm,secret,backups", "-n", "shop-migrated")
+        demo.k(kubeconfig, "get", "namespaces")  # shop is gone from the source
+
         demo.step("what comes next")
-        print("  kubectl state migrate (with pausing and --move) and the Ansible lifecycle playbooks arrive")
-        print("  with their issues; this demo grows with them.")
+        print("  the lifecycle playbooks beyond create/delete (scale, repair, upgrade, live host migration)")
+        print("  arrive with their issues; this demo grows with them.")
     print("\nall demo processes stopped and files removed")
     return 0
 
