@@ -59,10 +59,6 @@ def options_from_args(args: argparse.Namespace) -> Any:
 
     if args.namespace and args.all_namespaces:
         raise UsageError("-n/--namespace and -A/--all-namespaces cannot be used together")
-    if args.recipient and args.secrets != "encrypt":
-        raise UsageError("--recipient is only used with --secrets=encrypt")
-    if args.secrets == "encrypt" and not args.recipient:
-        raise UsageError("--secrets=encrypt needs at least one --recipient (an age public key, age1...)")
     return ExportOptions(
         namespaces=tuple(dict.fromkeys(args.namespace or ())),
         label_selector=args.selector,
@@ -81,20 +77,22 @@ def options_from_args(args: argparse.Namespace) -> Any:
 def run(args: argparse.Namespace, env: Environment) -> int:
     # Imported here so `kubectl state --help` and completion do not pay for them.
     from kubectl_state.core.archive.manifest import Source  # noqa: PLC0415
-    from kubectl_state.core.archive.secrets import AgeEncrypter  # noqa: PLC0415
     from kubectl_state.core.archive.stream import YamlStreamWriter  # noqa: PLC0415
     from kubectl_state.core.archive.writer import ObjectSink, open_archive_writer  # noqa: PLC0415
     from kubectl_state.core.kube.client import KubeClient  # noqa: PLC0415
-    from kubectl_state.core.transform.selectors import parse_label_selector  # noqa: PLC0415
-    from kubectl_state.core.workflows.export import ExportListener, export_cluster  # noqa: PLC0415
+    from kubectl_state.core.workflows.export import (  # noqa: PLC0415
+        ExportListener,
+        check_options,
+        export_cluster,
+        secrets_encrypter,
+    )
 
     to_stdout = args.path == "-"
     if to_stdout and args.output in MACHINE_FORMATS:
         raise UsageError("-o json|yaml prints the summary on stdout, which '-' already uses for the objects")
     options = options_from_args(args)
-    if options.label_selector:
-        parse_label_selector(options.label_selector)  # a typo fails here, before any request
-    encrypter = AgeEncrypter(args.recipient) if options.secrets == "encrypt" else None
+    check_options(options)
+    encrypter = secrets_encrypter(options.secrets, args.recipient)
 
     progress = Progress(env, "exporting")
     listener = ExportListener(planned=progress.set_total, objects=progress.add,

@@ -12,17 +12,19 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from kubectl_state.core.archive.secrets import AgeEncrypter, SecretEncrypter
 from kubectl_state.core.archive.writer import ObjectSink
 from kubectl_state.core.errors import ApiError, KubectlStateError, UsageError
 from kubectl_state.core.kube.client import KubeClient
 from kubectl_state.core.kube.discovery import ApiResource, Discovery, discover
 from kubectl_state.core.kube.lists import DEFAULT_PAGE_SIZE, ListProgress, iter_pages
 from kubectl_state.core.transform.clean import clean_object
+from kubectl_state.core.transform.selectors import parse_label_selector
 from kubectl_state.core.transform.skip import resource_skip_reason, services_with_selector, skip_reason
 
 ClusterScope = Literal["auto", "true", "false"]
@@ -321,6 +323,25 @@ def _resolve(discovery: Discovery, names: Iterable[str]) -> list[ApiResource]:
     return resolved
 
 
+def check_options(options: ExportOptions) -> None:
+    """Refuse options that cannot work, before anything is contacted or written."""
+    if options.concurrency < 1:
+        raise UsageError("--concurrency must be at least 1")
+    if options.page_size < 1:
+        raise UsageError("--page-size must be at least 1")
+    if options.label_selector:
+        parse_label_selector(options.label_selector)  # a typo fails here, not after discovery
+
+
+def secrets_encrypter(mode: SecretsMode, recipients: Sequence[str]) -> SecretEncrypter | None:
+    """The encrypter the secrets mode asks for, once mode and recipients are known to agree."""
+    if recipients and mode != "encrypt":
+        raise UsageError("age recipients are only used with secrets=encrypt")
+    if mode == "encrypt" and not recipients:
+        raise UsageError("secrets=encrypt needs at least one recipient (an age public key, age1...)")
+    return AgeEncrypter(recipients) if mode == "encrypt" else None
+
+
 def export_cluster(
     kube: KubeClient,
     sink: ObjectSink,
@@ -331,10 +352,7 @@ def export_cluster(
 ) -> ExportSummary:
     """Export into `sink` and commit it. On any failure the sink is left uncommitted (the
     caller's `with` discards it) and the error is raised."""
-    if options.concurrency < 1:
-        raise UsageError("--concurrency must be at least 1")
-    if options.page_size < 1:
-        raise UsageError("--page-size must be at least 1")
+    check_options(options)
     started = time.monotonic()
     run = _Export(kube, sink, options, listener or ExportListener())
     discovery = discovery or discover(kube, concurrency=options.concurrency)

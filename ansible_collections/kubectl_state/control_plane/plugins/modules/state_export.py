@@ -177,13 +177,11 @@ def occupied(path):
 
 def export(module):
     from kubectl_state.core.archive.manifest import Source
-    from kubectl_state.core.archive.secrets import AgeEncrypter
     from kubectl_state.core.archive.stores import check_target, format_for_path
     from kubectl_state.core.archive.stream import YamlStreamWriter
     from kubectl_state.core.archive.summary import inspect
     from kubectl_state.core.archive.writer import open_archive_writer
-    from kubectl_state.core.transform.selectors import parse_label_selector
-    from kubectl_state.core.workflows.export import ExportOptions, export_cluster
+    from kubectl_state.core.workflows.export import ExportOptions, check_options, export_cluster, secrets_encrypter
 
     p = module.params
     path = os.path.abspath(p["path"])
@@ -193,10 +191,6 @@ def export(module):
         # Already exported: describing it (which also validates its manifest) is the whole job.
         result["archive"] = inspect(path).to_dict()
         return result
-    if p["recipients"] and p["secrets"] != "encrypt":
-        module.fail_json(msg="recipients are only used with secrets=encrypt")
-    if p["secrets"] == "encrypt" and not p["recipients"]:
-        module.fail_json(msg="secrets=encrypt needs at least one recipient (an age public key, age1...)")
     options = ExportOptions(
         namespaces=tuple(dict.fromkeys(p["namespaces"])),
         label_selector=p["selector"],
@@ -210,9 +204,8 @@ def export(module):
         page_size=p["page_size"],
         ignore_forbidden=p["ignore_forbidden"],
     )
-    if options.label_selector:
-        parse_label_selector(options.label_selector)
-    encrypter = AgeEncrypter(p["recipients"]) if options.secrets == "encrypt" else None
+    check_options(options)
+    encrypter = secrets_encrypter(options.secrets, p["recipients"])
     with kube_client(module, pool_size=max(options.concurrency, 4)) as kube:
         if module.check_mode:
             # Where the archive would go must be writable now, as it will be checked then.
