@@ -203,3 +203,14 @@ def test_label_selector_and_resource_filters() -> None:
     assert [i.source.name for i in kept] == ["a"]
     kept, left_out = select(inputs, Selection(include=frozenset({("", "namespaces")})))
     assert ([i.source.name for i in kept], left_out) == (["ns"], 1)
+
+
+def test_force_conflicts_without_update_is_refused_for_every_caller() -> None:
+    import pytest
+
+    from kubectl_state.core.errors import UsageError
+    from kubectl_state.core.workflows.restore.importer import ImportOptions
+
+    assert ImportOptions(existing="update", force_conflicts=True).force_conflicts
+    with pytest.raises(UsageError, match="existing=update"):
+        ImportOptions(existing="skip", force_conflicts=True)

@@ -138,8 +138,6 @@ def run(args: argparse.Namespace, env: Environment) -> int:
         journal_header,
         plan_import,
     )
-    if args.force_conflicts and args.existing != "update":
-        raise UsageError("--force-conflicts only applies with --existing=update")
     if args.resume and args.dry_run != "none":
         raise UsageError("--resume continues a real import; it cannot be combined with --dry-run")
     options = options_from_args(

@@ -84,6 +84,11 @@ class ImportOptions:
     tiers: TierTable | None = None
     retries: int = 6
 
+    def __post_init__(self) -> None:
+        # Checked here, so the CLI, the Ansible module and migrate all refuse it alike.
+        if self.force_conflicts and self.existing != "update":
+            raise UsageError("force-conflicts only applies when existing objects are updated (existing=update)")
+
 
 @dataclass
 class ImportListener:

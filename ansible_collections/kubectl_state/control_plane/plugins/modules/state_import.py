@@ -159,8 +159,6 @@ def restore(module):
     from kubectl_state.core.workflows.restore.source import read_archive
 
     p = module.params
-    if p["force_conflicts"] and p["existing"] != "update":
-        module.fail_json(msg="force_conflicts only applies with existing=update")
     if p["resume"] and (module.check_mode or not p["journal"]):
         module.fail_json(msg="resume continues a real import from its journal: it needs journal, and no check mode")
     options = ImportOptions(
