@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import requests
@@ -138,18 +138,6 @@ class KubeClient:
     def server_version(self) -> dict[str, str]:
         """The API server's /version document (gitVersion, platform, ...)."""
         return {str(k): str(v) for k, v in self.get("/version", timeout=QUICK_TIMEOUT).items()}
-
-    def iter_lines(self, path: str, *, params: Mapping[str, str | int] | None = None) -> Iterator[bytes]:
-        """A streamed answer line by line (watch events); the caller closes by stopping iteration."""
-        try:
-            response = self._session.get(self.server + path, params=params, headers=self._headers(None),
-                                         verify=self._verify, stream=True, timeout=(DEFAULT_TIMEOUT[0], None))
-        except requests.RequestException as exc:
-            raise ConnectionFailed(f"cannot reach {self.server}: {_root_cause(exc)}", endpoint=self.server) from exc
-        with response:
-            if response.status_code >= 400:
-                raise api_error_from_response(response)
-            yield from (line for line in response.iter_lines() if line)
 
 
 def api_error_from_response(response: requests.Response) -> ApiError:

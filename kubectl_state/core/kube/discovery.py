@@ -8,7 +8,6 @@ served under several versions is exported once.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -155,7 +154,3 @@ def discover(kube: KubeClient, *, concurrency: int = 8) -> Discovery:
         if is_preferred:
             preferred.extend(resources)
     return Discovery(tuple(preferred), tuple(every))
-
-
-def resolve_names(discovery: Discovery, names: Iterable[str]) -> set[ApiResource]:
-    return {discovery.find(name) for name in names}
