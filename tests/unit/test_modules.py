@@ -23,7 +23,9 @@ from ansible_collections.kubectl_state.control_plane.plugins.module_utils import
 from kubectl_state.core.errors import UnsafeOperationError
 
 PACKAGE = "ansible_collections.kubectl_state.control_plane.plugins.modules"
-MODULES = ["api_endpoint_member", "etcd_info", "etcd_member", "etcd_snapshot", "state_export", "state_import"]
+MODULES_DIR = Path(__file__).resolve().parents[2] / "ansible_collections/kubectl_state/control_plane/plugins/modules"
+#: Every module of the collection, so a new one is checked without being listed here.
+MODULES = sorted(p.stem for p in MODULES_DIR.glob("*.py") if not p.name.startswith("_"))
 
 
 def run_module(name: str, args: dict[str, Any]) -> dict[str, Any]:
