@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kubectl_state.core.errors import InvalidInputError
-from kubectl_state.core.transform.clean import clean_object
+from kubectl_state.core.transform.clean import clean_object, clean_object_in_place
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
@@ -513,3 +513,45 @@ def test_cleaning_is_idempotent_and_never_mutates_its_input(
     once = clean_object(obj, **options)
     assert json.dumps(obj, sort_keys=True) == before
     assert clean_object(once, **options) == once
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    obj=st.one_of(realistic, st.dictionaries(known_keys, objects, max_size=6)),
+    resource=resources,
+    include_status=st.booleans(),
+    keep_last_applied=st.booleans(),
+    keep_node_ports=st.booleans(),
+)
+def test_cleaning_in_place_gives_what_cleaning_a_copy_gives(
+    obj: dict[str, Any],
+    resource: tuple[str, str],
+    include_status: bool,
+    keep_last_applied: bool,
+    keep_node_ports: bool,
+) -> None:
+    options: dict[str, Any] = {
+        "resource": resource[0],
+        "group": resource[1],
+        "include_status": include_status,
+        "keep_last_applied": keep_last_applied,
+        "keep_node_ports": keep_node_ports,
+    }
+    expected = clean_object(obj, **options)
+    mine = copy.deepcopy(obj)
+    result = clean_object_in_place(mine, **options)
+    assert result is mine
+    assert json.dumps(result) == json.dumps(expected)  # the same keys, in the same order
+
+
+def test_cleaning_in_place_edits_the_object_itself() -> None:
+    mine = copy.deepcopy(DEPLOYMENT)
+    clean_object_in_place(mine, resource="deployments", group="apps")
+    assert "uid" not in mine["metadata"] and "status" not in mine
+    assert mine == clean_object(DEPLOYMENT, resource="deployments", group="apps")
+
+
+@pytest.mark.parametrize("obj", [None, [], "kind: Pod"])
+def test_cleaning_in_place_refuses_what_is_not_an_object(obj: Any) -> None:
+    with pytest.raises(InvalidInputError):
+        clean_object_in_place(obj, resource="pods", group="")

@@ -8,12 +8,14 @@ counts agree with the object list.
 
 from __future__ import annotations
 
+import functools
+import io
 import json
 from collections import Counter
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import IO, Any
 
 import kubectl_state
 from kubectl_state.core.archive.layout import MANIFEST_NAME, object_path, resource_key, unsafe_path_reason
@@ -222,15 +224,103 @@ def encode_manifest(manifest: Manifest) -> bytes:
     problems = list(consistency_problems(manifest))
     if problems:
         raise ArchiveProblemError(problems[0].kind, problems[0].path, problems[0].message)
-    return _dump(doc).encode("utf-8")
+    out = io.BytesIO()
+    _write(doc, (object_entry_line(entry) for entry in manifest.objects), out)
+    return out.getvalue()
 
 
-def _dump(doc: dict[str, Any]) -> str:
+def object_entry_line(entry: ObjectEntry) -> str:
+    """One entry of manifest.json's object list, as the line `write_manifest` puts it on:
+    `json.dumps(<the entry's JSON>, ensure_ascii=False)`, written out by hand because a writer
+    makes one per object and json.dumps' generic path costs more than the rest of the entry."""
+    quote = _quote
+    return "".join((
+        '{"path": ', quote(entry.path), ', "sha256": ', quote(entry.sha256), ', "size": ', str(int(entry.size)),
+        "" if entry.uid is None else ', "uid": ' + quote(entry.uid),
+        ', "group": ', quote(entry.group), ', "resource": ', quote(entry.resource),
+        "" if entry.namespace is None else ', "namespace": ' + quote(entry.namespace),
+        ', "name": ', quote(entry.name), "}",
+    ))
+
+
+#: A str as a JSON string, non-ASCII left as it is: what json.dumps(ensure_ascii=False) does.
+_quote = json.encoder.encode_basestring
+
+
+#: Every line object_entry_line makes starts so; the entry's path is the JSON string after it.
+_LINE_PREFIX = '{"path": '
+_DECODER = json.JSONDecoder()
+
+
+def entry_line_path(line: str) -> str:
+    """The path of the entry on an `object_entry_line` line (what manifest.json is sorted by)."""
+    if not line.startswith(_LINE_PREFIX):
+        raise ValueError(f"not an object entry line: {line[:80]!r}")
+    path, _ = _DECODER.raw_decode(line, len(_LINE_PREFIX))
+    return str(path)
+
+
+def check_object_entries(entries: Sequence[ObjectEntry]) -> None:
+    """Refuse (ArchiveError, naming the first offending entry's path) entries that manifest.json's
+    schema would refuse. Checked in batches as a writer goes, so the whole list never has to be
+    in memory at once; `check_manifest_head` covers the rest of the document. An entry's path
+    is not recomputed here: `ArchiveWriter` derives every path with `object_path` itself."""
+    if not entries:
+        return
+    doc = {**_stub_head(), "objects": [_object_json(entry) for entry in entries]}
+    for error in schema_errors(doc):
+        index, _, rest = error.removeprefix("objects[").partition("]")
+        if not index.isdigit():  # not about an entry: cannot happen with a valid stub head
+            raise ArchiveProblemError(ProblemKind.SCHEMA_INVALID, MANIFEST_NAME, _summarise([error]))
+        where = entries[int(index)].path
+        raise ArchiveProblemError(ProblemKind.SCHEMA_INVALID, where,
+                                  f"the manifest entry does not match its schema: {rest.lstrip('.') or error}")
+
+
+@functools.cache
+def _stub_head() -> dict[str, Any]:
+    """A valid manifest without objects, to check entries against the schema on their own."""
+    stub = Manifest(source=Source(server="https://stub.invalid", kubernetes_version="v0.0.0"),
+                    created_at=datetime(2000, 1, 1, tzinfo=UTC))
+    return stub.to_json()
+
+
+def check_manifest_head(manifest: Manifest) -> None:
+    """Refuse (ArchiveError) everything but the object list that the schema or the consistency
+    rules would refuse: the counterpart of `check_object_entries` for a streamed manifest."""
+    doc = {**manifest.to_json(), "objects": []}
+    errors = list(schema_errors(doc))
+    if errors:
+        raise ArchiveProblemError(ProblemKind.SCHEMA_INVALID, MANIFEST_NAME, _summarise(errors))
+    for found in consistency_problems(Manifest(
+            source=manifest.source, created_at=manifest.created_at,
+            resources=tuple(replace(res, count=0) for res in manifest.resources))):
+        raise ArchiveProblemError(found.kind, found.path, found.message)
+
+
+def write_manifest(manifest: Manifest, entry_lines: Iterable[str], out: IO[bytes]) -> None:
+    """Write manifest.json to `out`: `manifest` (whose own `objects` is left out) with the object
+    entries given as `object_entry_line` lines, in the order given (path order, for a writer).
+
+    What `encode_manifest` produces, byte for byte, for a manifest too large to hold: the
+    caller has checked the parts with `check_manifest_head` and `check_object_entries`."""
+    _write(manifest.to_json(), entry_lines, out)
+
+
+def _write(doc: dict[str, Any], lines: Iterable[str], out: IO[bytes]) -> None:
     # Indented for people, except that each object entry is one line: a manifest of 100,000
     # objects stays a 100,000-line file that `grep` answers questions about.
     head = json.dumps({key: value for key, value in doc.items() if key != "objects"}, indent=2, ensure_ascii=False)
-    lines = ",\n".join("    " + json.dumps(entry, ensure_ascii=False) for entry in doc["objects"])
-    return f'{head[:-2]},\n  "objects": [\n{lines}\n  ]\n}}\n'
+    out.write(f'{head[:-2]},\n  "objects": [\n'.encode())
+    chunk: list[str] = []
+    separator = ""
+    for line in lines:
+        chunk.append(separator + "    " + line)
+        separator = ",\n"
+        if len(chunk) >= 4096:
+            out.write("".join(chunk).encode("utf-8"))
+            chunk.clear()
+    out.write(("".join(chunk) + "\n  ]\n}\n").encode("utf-8"))
 
 
 def decode_document(data: bytes) -> tuple[dict[str, Any] | None, list[Problem]]:

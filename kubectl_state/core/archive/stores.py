@@ -25,6 +25,7 @@ from kubectl_state.core.archive.fsutil import (
     make_private_dir,
     remove_quietly,
     temp_sibling,
+    write_all,
     write_private_file,
 )
 from kubectl_state.core.archive.layout import MANIFEST_NAME
@@ -32,6 +33,8 @@ from kubectl_state.core.errors import ArchiveError
 
 ArchiveFormat = Literal["directory", "tar.gz"]
 _TAR_SUFFIXES = (".tar.gz", ".tgz")
+#: Bytes read at a time from a file being copied into the archive.
+_CHUNK = 1024 * 1024
 
 
 def format_for_path(path: str | os.PathLike[str]) -> ArchiveFormat:
@@ -46,8 +49,9 @@ class Store(Protocol):
     def add(self, relpath: str, data: bytes) -> None:
         """Store one file. Thread-safe; each relpath is added at most once."""
 
-    def finish(self, manifest: bytes) -> None:
-        """Write the manifest last and make everything durable, still under the temporary name."""
+    def finish(self, manifest: bytes | IO[bytes]) -> None:
+        """Write the manifest last and make everything durable, still under the temporary name.
+        `manifest` is its bytes, or a binary file positioned at its start (read to the end)."""
 
     def publish(self, overwrite: bool) -> None:
         """Make the finished archive appear at `final`."""
@@ -156,8 +160,17 @@ class DirectoryStore:
             remove_quietly(self.temp / relpath)
             raise
 
-    def finish(self, manifest: bytes) -> None:
-        write_private_file(self.temp / MANIFEST_NAME, manifest)
+    def finish(self, manifest: bytes | IO[bytes]) -> None:
+        if isinstance(manifest, bytes):
+            write_private_file(self.temp / MANIFEST_NAME, manifest)
+        else:
+            fd = create_private_file(self.temp / MANIFEST_NAME)
+            try:
+                while chunk := manifest.read(_CHUNK):
+                    write_all(fd, chunk)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
         for sub in sorted(self._dirs, key=len, reverse=True):
             fsync_dir(self.temp / sub if sub else self.temp)
 
@@ -256,13 +269,41 @@ class TarGzStore:
             self._broken = True
             raise
 
+    def _add_stream_checked(self, relpath: str, stream: IO[bytes]) -> None:
+        """A member from a file (the manifest of a large export), read in chunks."""
+        if self._broken:
+            raise ArchiveError(f"cannot add {relpath}: writing the archive failed earlier")
+        try:
+            start = stream.tell()
+            size = stream.seek(0, os.SEEK_END) - start
+            stream.seek(start)
+            header = self._header.regular(relpath, size)
+            if header is None:
+                header = self._info(relpath, size=size).tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+            self._write(header)
+            self._flush()
+            copied = 0
+            while chunk := stream.read(_CHUNK):
+                self._gzip.write(chunk)
+                copied += len(chunk)
+            if copied != size:
+                raise ArchiveError(f"{relpath} changed size while it was added ({size} -> {copied} bytes)")
+            self._offset += size
+            self._write(tarfile.NUL * (-size % tarfile.BLOCKSIZE))
+        except BaseException:
+            self._broken = True
+            raise
+
     def add(self, relpath: str, data: bytes) -> None:
         with self._lock:
             self._add_checked(relpath, data)
 
-    def finish(self, manifest: bytes) -> None:
+    def finish(self, manifest: bytes | IO[bytes]) -> None:
         with self._lock:
-            self._add_checked(MANIFEST_NAME, manifest)
+            if isinstance(manifest, bytes):
+                self._add_checked(MANIFEST_NAME, manifest)
+            else:
+                self._add_stream_checked(MANIFEST_NAME, manifest)
             # The end of a tar: two zero blocks, then zeros up to a whole record, as tarfile does.
             self._write(tarfile.NUL * (2 * tarfile.BLOCKSIZE))
             self._write(tarfile.NUL * (-self._offset % tarfile.RECORDSIZE))

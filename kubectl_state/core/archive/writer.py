@@ -12,15 +12,17 @@ discards everything: nothing appears at PATH.
 
 from __future__ import annotations
 
+import heapq
 import json
 import os
+import tempfile
 import threading
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import IO, Any, Protocol, Self
 
 from kubectl_state.core.archive.layout import object_path, resource_key
 from kubectl_state.core.archive.manifest import (
@@ -29,7 +31,12 @@ from kubectl_state.core.archive.manifest import (
     ResourceEntry,
     SecretsEncryption,
     Source,
-    encode_manifest,
+    check_manifest_head,
+    check_object_entries,
+    entry_line_path,
+    object_entry_from_json,
+    object_entry_line,
+    write_manifest,
 )
 from kubectl_state.core.archive.objects import sha256_hex
 from kubectl_state.core.archive.secrets import SecretEncrypter, encrypt_secret, is_secret
@@ -108,8 +115,77 @@ class _Listed:
     count: int = 0
 
 
+#: What the writer keeps of each path to refuse a second write: far smaller than the path.
+_path_hash = hash
+
+
+class _EntrySpool:
+    """The manifest's object entries while an archive is written, as the lines manifest.json
+    will hold. Up to `run` lines stay in memory; past that they go, sorted by path, to an
+    unnamed temporary file beside the archive (a "run"), and at commit the runs are merged
+    back in path order. Memory holds one run whatever the number of objects.
+
+    Not thread-safe: the writer calls it under its lock."""
+
+    def __init__(self, directory: Path, run: int) -> None:
+        self._directory = directory
+        self._run = run
+        self._lines: list[tuple[str, str]] = []  # (path, line)
+        self._runs: list[IO[str]] = []
+
+    def add(self, path: str, line: str) -> None:
+        self._lines.append((path, line))
+        if len(self._lines) >= self._run:
+            self._spill()
+
+    def _spill(self) -> None:
+        self._lines.sort()
+        # Unnamed (O_TMPFILE) where the system allows it: nothing is left behind by a crash.
+        run = tempfile.TemporaryFile(  # noqa: SIM115 - open until close(), read back at commit
+            "w+", encoding="utf-8", errors="surrogatepass", newline="\n", dir=self._directory, prefix=".spool-"
+        )
+        self._runs.append(run)
+        run.writelines(line + "\n" for _, line in self._lines)
+        run.flush()
+        self._lines = []
+
+    def contains(self, path: str) -> bool:
+        """Whether an entry for `path` was added. Reads the runs back: meant for the rare path
+        whose hash was seen before, never for every object."""
+        if any(known == path for known, _ in self._lines):
+            return True
+        found = False
+        for run in self._runs:
+            run.seek(0)
+            found = found or any(entry_line_path(line.rstrip("\n")) == path for line in run)
+            run.seek(0, os.SEEK_END)
+        return found
+
+    def sorted_lines(self) -> Iterator[str]:
+        """Every line added, in path order."""
+        if not self._runs:
+            yield from (line for _, line in sorted(self._lines))
+            return
+        if self._lines:
+            self._spill()
+        for run in self._runs:
+            run.seek(0)
+        yield from heapq.merge(*((line.rstrip("\n") for line in run) for run in self._runs), key=entry_line_path)
+
+    def close(self) -> None:
+        for run in self._runs:
+            run.close()
+        self._runs = []
+        self._lines = []
+
+
 class ArchiveWriter:
     """Builds one archive. Thread-safe: exporters may add objects from several threads."""
+
+    #: Manifest entries checked against the schema at once (one schema pass per batch).
+    CHECK_BATCH = 512
+    #: Manifest entries held in memory before they are spilled, sorted, to a temporary file.
+    SPOOL_RUN = 16384
 
     def __init__(
         self,
@@ -131,8 +207,14 @@ class ArchiveWriter:
         # Signalled when an add_object finishes writing, so commit() can wait for stragglers.
         self._idle = threading.Condition(self._lock)
         self._in_flight = 0
-        self._paths: set[str] = set()
-        self._entries: list[ObjectEntry] = []
+        # Memory must not grow with the number of objects: of each path only its hash is
+        # kept to refuse a second write (a hash seen before is checked against the entries
+        # themselves), and entries go to a spool once checked against the schema.
+        self._path_hashes: set[int] = set()
+        self._writing: set[str] = set()  # paths being stored right now
+        self._unchecked: list[tuple[ObjectEntry, str]] = []  # (entry, its manifest line)
+        self._spool = _EntrySpool(store.final.parent, self.SPOOL_RUN)
+        self._failure: str | None = None
         self._listed: dict[tuple[str, str], _Listed] = {}
         self._skipped: dict[str, dict[str, int]] = {}
         self._state = "open"
@@ -190,12 +272,12 @@ class ArchiveWriter:
             namespace=namespace,
             uid=uid,
         )
+        line = object_entry_line(entry)
         with self._lock:
             self._check_open()
-            if path in self._paths:
-                raise ArchiveError(f"{path} was already written; an object can be stored only once")
+            self._claim_locked(path)
             self._listed_locked(group, version, resource, kind, namespaced)
-            self._paths.add(path)
+            self._writing.add(path)
             self._in_flight += 1
         stored = False
         try:
@@ -206,12 +288,44 @@ class ArchiveWriter:
             raise ArchiveError(f"cannot write {self.path}: {exc.strerror or exc}") from exc
         finally:
             with self._lock:
-                self._in_flight -= 1
-                if stored:
-                    self._entries.append(entry)
-                    self._listed[(group, resource)].count += 1
-                self._idle.notify_all()
+                try:
+                    self._writing.discard(path)
+                    if stored:
+                        self._unchecked.append((entry, line))
+                        self._listed[(group, resource)].count += 1
+                        if len(self._unchecked) >= self.CHECK_BATCH:
+                            self._check_unchecked_locked()
+                finally:
+                    self._in_flight -= 1
+                    self._idle.notify_all()
         return entry
+
+    def _claim_locked(self, path: str) -> None:
+        """Refuse a path already written, or being written by another thread."""
+        digest = _path_hash(path)
+        if digest in self._path_hashes and (
+            path in self._writing
+            or any(entry.path == path for entry, _ in self._unchecked)
+            or self._spool.contains(path)
+        ):
+            raise ArchiveError(f"{path} was already written; an object can be stored only once")
+        self._path_hashes.add(digest)
+
+    def _check_unchecked_locked(self) -> None:
+        """Check the entries stored since the last batch against the schema, then spool them.
+        One the schema refuses leaves the archive uncommittable: its file is in the store."""
+        batch, self._unchecked = self._unchecked, []
+        try:
+            check_object_entries([entry for entry, _ in batch])
+        except ArchiveError as exc:
+            self._failure = str(exc)
+            raise
+        try:
+            for entry, line in batch:
+                self._spool.add(entry.path, line)
+        except OSError as exc:
+            self._failure = f"cannot write {self.path}: {exc.strerror or exc}"
+            raise ArchiveError(self._failure) from exc
 
     def record_list(  # noqa: PLR0917 - same positional identity as add_object
         self, group: str, version: str, resource: str, kind: str, namespaced: bool, list_resource_version: str | None
@@ -235,6 +349,7 @@ class ArchiveWriter:
             per_resource[key] = per_resource.get(key, 0) + count
 
     def _manifest_locked(self) -> Manifest:
+        """The manifest without its object entries, which come from the spool."""
         encryption = self._encryption
         return Manifest(
             source=self._source,
@@ -245,39 +360,59 @@ class ArchiveWriter:
                 for (group, resource), r in sorted(self._listed.items())
             ),
             skipped={reason: dict(sorted(c.items())) for reason, c in sorted(self._skipped.items())},
-            objects=tuple(sorted(self._entries, key=lambda e: e.path)),
             secrets_encryption=(
                 None if encryption is None else SecretsEncryption(encryption.scheme, tuple(encryption.recipients))
             ),
         )
 
-    def commit(self) -> Manifest:
-        """Write the manifest, make everything durable and publish the archive at PATH."""
+    def commit(self, *, entries: bool = True) -> Manifest:
+        """Write the manifest, make everything durable and publish the archive at PATH.
+
+        Returns the manifest written. With `entries=False` its `objects` is left empty (the
+        archive's manifest.json still lists every object): an export of a large cluster has
+        no use for all its entries in memory at the end."""
         with self._lock:
             self._check_open()
             self._state = "committing"
             # A file still being written by another thread must be in the manifest, and
             # must not land in the directory after it was published.
             self._idle.wait_for(lambda: self._in_flight == 0)
-            manifest = self._manifest_locked()
-        try:
-            self._store.finish(encode_manifest(manifest))
-            self._store.publish(self._overwrite)
-        except OSError as exc:
-            self.abort()
-            raise ArchiveError(f"cannot write {self.path}: {exc.strerror or exc}") from exc
-        except BaseException:
-            self.abort()
-            raise
-        self._state = "committed"
+            try:
+                if self._failure is not None:
+                    raise ArchiveError(f"cannot commit {self.path}: {self._failure}")
+                self._check_unchecked_locked()
+                manifest = self._manifest_locked()
+                check_manifest_head(manifest)
+                # Staged in a temporary file: a tar member's size comes before its bytes.
+                with tempfile.TemporaryFile(dir=self._store.final.parent, prefix=".manifest-") as staged:
+                    write_manifest(manifest, self._spool.sorted_lines(), staged)
+                    staged.flush()
+                    staged.seek(0)
+                    self._store.finish(staged)
+                self._store.publish(self._overwrite)
+            except OSError as exc:
+                self._discard()
+                raise ArchiveError(f"cannot write {self.path}: {exc.strerror or exc}") from exc
+            except BaseException:
+                self._discard()
+                raise
+            self._state = "committed"
+            if entries:
+                objects = tuple(object_entry_from_json(json.loads(line)) for line in self._spool.sorted_lines())
+                manifest = replace(manifest, objects=objects)
+            self._spool.close()
         return manifest
+
+    def _discard(self) -> None:
+        self._state = "aborted"
+        self._spool.close()
+        self._store.abort()
 
     def abort(self) -> None:
         """Discard everything written so far. Safe to call more than once."""
         if self._state in ("committed", "aborted"):
             return
-        self._state = "aborted"
-        self._store.abort()
+        self._discard()
 
     def close(self) -> None:
         """Like abort() unless the archive was committed."""

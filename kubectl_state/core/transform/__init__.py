@@ -1,7 +1,9 @@
 """Object transformations: cleaning, skip rules, namespace mapping, owner-reference relinking.
 
 Pure functions on objects as plain dicts (decoded API JSON): no I/O, no clients, and no
-function modifies its input. Export runs `skip_reason` and `clean_object`; import runs
+function exported here modifies its input (`clean.clean_object_in_place` does, on purpose:
+export cleans the objects it has just decoded and owns, without a copy). Export runs
+`skip_reason` and `clean_object`; import runs
 `map_namespaces`, `relink_owner_references` and orders objects with `owner_levels`.
 """
 

@@ -109,13 +109,50 @@ def clean_object(
     if not isinstance(obj, Mapping):
         raise InvalidInputError(f"Expected a Kubernetes object (a JSON map), got {type(obj).__name__}.")
     out = _copy_without_server_fields(obj, include_status=include_status)
+    _clean_copy(out, resource=resource, group=group, keep_last_applied=keep_last_applied,
+                keep_node_ports=keep_node_ports)
+    return out
+
+
+def clean_object_in_place(
+    obj: JsonObject,
+    *,
+    resource: str,
+    group: str,
+    include_status: bool = False,
+    keep_last_applied: bool = False,
+    keep_node_ports: bool = True,
+) -> JsonObject:
+    """`clean_object` for a caller that owns `obj` and has no further use for it: `obj` itself
+    is cleaned (and returned), with the same result as `clean_object(obj)`.
+
+    The one exception to "never modify the input": export decodes each object from a list
+    page only to clean and write it, and copying every object first costs as much as the
+    rest of the cleaning many times over. Read what is still needed (metadata.uid) before.
+    """
+    if not isinstance(obj, dict):
+        raise InvalidInputError(f"Expected a Kubernetes object (a JSON map), got {type(obj).__name__}.")
+    if not include_status:
+        obj.pop("status", None)
+    metadata = obj.get("metadata")
+    if isinstance(metadata, Mapping):
+        if not isinstance(metadata, dict):  # only dicts can be edited; API JSON never gets here
+            metadata = obj["metadata"] = copy_json(metadata)
+        pop_keys(metadata, SERVER_SET_METADATA)
+    _clean_copy(obj, resource=resource, group=group, keep_last_applied=keep_last_applied,
+                keep_node_ports=keep_node_ports)
+    return obj
+
+
+def _clean_copy(out: JsonObject, *, resource: str, group: str, keep_last_applied: bool,
+                keep_node_ports: bool) -> None:
+    """The rules after the server-set fields are gone, on an object the caller may edit."""
     metadata = child(out, "metadata")
     if metadata is not None:
         _clean_metadata(metadata, keep_last_applied=keep_last_applied)
     cleaner = _KIND_CLEANERS.get((group, resource))
     if cleaner is not None:
         cleaner(out, _Options(keep_node_ports=keep_node_ports))
-    return out
 
 
 def _copy_without_server_fields(obj: Mapping[str, Any], *, include_status: bool) -> JsonObject:
