@@ -40,6 +40,8 @@ def test_snapshot_save_status_and_export_through_a_subprocess(
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"Snapshot saved at {snap}")
     assert stat.S_IMODE(snap.stat().st_mode) == 0o600
+    assert "snapshot streamed over grpc" in result.stderr  # the token went as gRPC metadata
+    assert secret not in result.stderr
 
     result = run("snapshot", "status", str(snap), "-o", "yaml")
     assert result.returncode == 0, result.stderr
@@ -50,6 +52,14 @@ def test_snapshot_save_status_and_export_through_a_subprocess(
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["manifest"]["count"] == 1
     assert stat.S_IMODE(export.stat().st_mode) == 0o600
+
+    # Nothing convertible, but the protobuf value is named, not dropped in silence.
+    result = run("export", "--to-archive", str(tmp_path / "api"), environ=auth)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("Converted 0 objects of 0 resources from 1 keys under /registry")
+    assert "Warning: 1 keys not converted (not-convertible:protobuf): /registry/a" in result.stderr
+    manifest = json.loads((tmp_path / "api" / "manifest.json").read_text())
+    assert manifest["skipped"] == {"not-convertible:protobuf": {"a": 1}}
 
     result = run("member", "list", environ={**auth, "ETCDCTL_PASSWORD": "wrong"})
     assert result.returncode == 5

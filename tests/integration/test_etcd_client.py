@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import http.server
+import os
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 
 from kubectl_state.core.errors import ConnectionFailed, EtcdError, InvalidInputError
 from kubectl_state.core.etcd.client import (
@@ -356,6 +360,55 @@ def test_snapshot_stream_yields_the_database_with_its_sha256_trailer(client: Etc
     assert len(db) % 4096 == 0  # whole bbolt pages
 
 
+def test_snapshot_goes_over_grpc_with_the_same_bytes_as_the_gateway(client: EtcdClient) -> None:
+    client.put(b"/snap", os.urandom(300_000))
+    via_grpc = b"".join(client.snapshot_stream(client.endpoints[0]))
+    assert client.last_snapshot_via == "grpc"
+    with http_only_proxy(client.endpoints[0]) as proxy, EtcdClient([proxy]) as proxied:
+        via_gateway = b"".join(proxied.snapshot_stream(proxy))
+        # HTTP/1.1 in front of etcd: gRPC cannot pass, the JSON gateway can.
+        assert (proxied.last_snapshot_via or "").startswith(f"gateway (gRPC to {proxy} failed")
+    assert hashlib.sha256(via_grpc[:-32]).digest() == via_grpc[-32:]
+    assert via_gateway == via_grpc  # nothing was written in between: the same database
+
+
+@contextlib.contextmanager
+def http_only_proxy(upstream: str) -> Iterator[str]:
+    """A plain HTTP/1.1 forwarder to `upstream` (as some load balancers are): no HTTP/2, so no gRPC."""
+    session = requests.Session()
+
+    class Forward(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            headers = {k: v for k, v in self.headers.items() if k.lower() in ("content-type", "authorization")}
+            with session.request(self.command, upstream + self.path, data=body, headers=headers,
+                                 stream=True) as answer:
+                self.send_response(answer.status_code)
+                self.send_header("Content-Type", answer.headers.get("Content-Type", "application/json"))
+                self.send_header("Connection", "close")
+                self.end_headers()
+                for chunk in answer.iter_content(chunk_size=65536):
+                    self.wfile.write(chunk)
+            self.close_connection = True
+
+        do_GET = do_POST
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Forward)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        session.close()
+
+
 def test_snapshot_stream_can_be_abandoned_early(client: EtcdClient) -> None:
     client.put(b"/snap", b"x" * 200_000)
     chunks = client.snapshot_stream(client.endpoints[0])
@@ -424,6 +477,7 @@ def test_auth_client_with_password_reads_writes_and_watches(auth_cluster: EtcdCl
         with client.watch(b"/auth", start_revision=rev) as watch:
             assert next(watch).kv.value == b"x"
         assert b"".join(client.snapshot_stream(auth_cluster.endpoints[0]))
+        assert client.last_snapshot_via == "grpc"  # the token went along as gRPC metadata
 
 
 def test_auth_client_without_credentials_is_refused(auth_cluster: EtcdCluster) -> None:
@@ -457,6 +511,7 @@ def test_auth_token_invalidated_by_a_restart_is_renewed(auth_cluster: EtcdCluste
         auth_cluster.stop_member("m1")
         auth_cluster.start_member("m1")
         assert b"".join(client.snapshot_stream(auth_cluster.endpoints[0]))
+        assert client.last_snapshot_via == "grpc"  # renewed after gRPC refused the stale token
 
 
 # --- TLS ---------------------------------------------------------------------------------------
@@ -488,7 +543,9 @@ def test_tls_client_with_ca_file_and_client_certificate_works(tls_cluster: EtcdC
             assert next(watch).kv.value == b"x"
             threading.Timer(0.3, watch.close).start()
             assert list(watch) == []  # closing a TLS watch from another thread ends it too
-        assert b"".join(client.snapshot_stream(tls_cluster.endpoints[0]))
+        blob = b"".join(client.snapshot_stream(tls_cluster.endpoints[0]))
+        assert hashlib.sha256(blob[:-32]).digest() == blob[-32:]
+        assert client.last_snapshot_via == "grpc"  # with the same CA and client certificate
 
 
 def test_tls_client_without_ca_file_fails_certificate_verification(tls_cluster: EtcdCluster) -> None:
@@ -506,6 +563,10 @@ def test_tls_client_without_client_certificate_is_rejected(tls_cluster: EtcdClus
 def test_tls_verify_false_skips_server_verification_only_when_asked(tls_cluster: EtcdCluster) -> None:
     with pytest.warns(Warning, match="Unverified HTTPS"), _tls_client(tls_cluster, ca_file=None, verify=False) as c:
         c.put(b"/tls", b"x")
+        # grpcio cannot skip certificate checks: the snapshot goes through the gateway instead.
+        blob = b"".join(c.snapshot_stream(tls_cluster.endpoints[0]))
+        assert hashlib.sha256(blob[:-32]).digest() == blob[-32:]
+        assert c.last_snapshot_via == "gateway (gRPC not available here)"
 
 
 def test_tls_without_client_certificates_needs_only_the_ca(

@@ -240,6 +240,12 @@ def test_etcd34_snapshot_save_and_status_through_etcdutl_and_etcdctl(
     assert code == 0, err
     assert json.loads(out)["etcdVersion"].startswith("3.4")
     reference = etcdutl_status(path)
+    # The same revision and keys as etcdctl's own snapshot of the same 3.4 member.
+    theirs = tmp_path / "etcdctl34.db"
+    old.etcdctl("snapshot", "save", str(theirs), endpoint=old.endpoints[0])
+    theirs_status = etcdutl_status(theirs)
+    assert (reference["revision"], reference["totalKey"]) == (theirs_status["revision"], theirs_status["totalKey"])
+    assert reference["totalKey"] >= len(VALUES) + 5
     code, out, err = cli("snapshot", "status", str(path), "-o", "json",
                          "--etcdutl", etcd_binary("3.5", "etcdctl"))
     assert code == 0, err

@@ -7,6 +7,7 @@ import os
 from typing import Any
 
 from kubectl_state.cli.commands.etcd import emit, group, human_size, make_client
+from kubectl_state.cli.commands.examples import ExamplesFormatter, examples
 from kubectl_state.cli.env import Environment
 from kubectl_state.cli.progress import Progress
 from kubectl_state.core.errors import ExitStatus, UsageError
@@ -14,19 +15,26 @@ from kubectl_state.core.errors import ExitStatus, UsageError
 
 def register(sub: Any, parents: list[argparse.ArgumentParser], leaf: list[argparse.ArgumentParser]) -> None:
     snap = group(sub, "snapshot", "Save, check and restore etcd snapshots (the bbolt database of one member).",
-                 parents)
+                 parents, examples("kubectl state etcd snapshot save etcd.db --endpoints https://10.0.0.11:2379",
+                                   "kubectl state etcd snapshot status etcd.db"))
 
     p = snap.add_parser(
         "save", parents=leaf, help="stream a snapshot from one member into FILE",
         description="Stream a snapshot from one healthy member (the leader when it is among --endpoints, "
                     "else the next that answers) into FILE, check its sha256, and write FILE.meta.json.",
+        formatter_class=ExamplesFormatter, epilog=examples(
+            "kubectl state etcd snapshot save etcd.db --endpoints https://10.0.0.11:2379 \\",
+            "    --cacert ca.crt --cert client.crt --key client.key --keep 7"),
     )
     p.add_argument("file", metavar="FILE")
     p.add_argument("--keep", type=int, metavar="N",
                    help="after saving, delete all but the newest N snapshots this tool saved in FILE's directory")
     p.set_defaults(run=run_save)
 
-    p = snap.add_parser("status", parents=parents, help="check a snapshot file and show its revision and keys")
+    p = snap.add_parser("status", parents=parents, help="check a snapshot file and show its revision and keys",
+                        formatter_class=ExamplesFormatter, epilog=examples(
+                            "kubectl state etcd snapshot status etcd.db",
+                            "kubectl state etcd snapshot status -o json etcd.db"))
     p.add_argument("file", metavar="FILE")
     p.add_argument("--etcdutl", metavar="PATH", help="etcdutl (or etcdctl) to read the file with")
     p.set_defaults(run=run_status)
@@ -36,6 +44,10 @@ def register(sub: Any, parents: list[argparse.ArgumentParser], leaf: list[argpar
         description="Write a new data dir for one member from a snapshot. Run it for every member with the "
                     "same --initial-cluster (and token), then start the members. Never overwrites a non-empty "
                     "data dir.",
+        formatter_class=ExamplesFormatter, epilog=examples(
+            "kubectl state etcd snapshot restore etcd.db --name etcd-1 --data-dir /var/lib/etcd-new \\",
+            "    --initial-cluster etcd-1=https://10.0.0.11:2380,etcd-2=https://10.0.0.12:2380 \\",
+            "    --initial-advertise-peer-urls https://10.0.0.11:2380"),
     )
     p.add_argument("file", metavar="FILE")
     p.add_argument("--name", required=True, help="this member's name")
@@ -76,6 +88,7 @@ def run_save(args: argparse.Namespace, env: Environment) -> int:
             info = save_snapshot(client, args.file, on_progress=on_progress)
         finally:
             progress.finish()
+        env.log(4, f"snapshot streamed over {client.last_snapshot_via}")
     data = info.to_dict()
     pruned: list[str] = []
     if args.keep is not None:

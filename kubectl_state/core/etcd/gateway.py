@@ -21,7 +21,14 @@ from typing import Any
 import requests
 from requests.adapters import HTTPAdapter
 
-from kubectl_state.core.errors import ConnectionFailed, EtcdError, InvalidInputError, OperationTimeout
+from kubectl_state.core.errors import (
+    ConnectionFailed,
+    EtcdError,
+    InvalidInputError,
+    OperationTimeout,
+    warn_tls_verification_off,
+)
+from kubectl_state.core.etcd.grpc_snapshot import TlsConfig
 from kubectl_state.core.etcd.transport import (
     GRPC_UNAVAILABLE,
     Stream,
@@ -106,6 +113,8 @@ class Gateway:
         # control-plane tool and its etcd.
         session.trust_env = False
         session.verify = ca_file if (verify and ca_file) else verify
+        if not verify and any(e.startswith("https://") for e in self.endpoints):
+            warn_tls_verification_off(", ".join(self.endpoints), "--insecure-skip-tls-verify", stacklevel=4)
         if cert_file is not None:
             session.cert = (cert_file, key_file) if key_file is not None else cert_file
         # Watches hold a connection each for their lifetime; leave room for them.
@@ -113,6 +122,8 @@ class Gateway:
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         self._session = session
+        #: For the snapshot's gRPC path, which must reach the members exactly as requests does.
+        self.tls = TlsConfig(ca_file, cert_file, key_file, verify)
 
         self._username = username
         self._password = password
@@ -207,6 +218,14 @@ class Gateway:
             raise EtcdError(f"etcd at {endpoint} accepted the credentials but sent no token", endpoint=endpoint)
         with self._lock:
             self._token = token
+
+    def token(self, endpoint: str, *, renew: bool = False) -> str | None:
+        """The auth token to send to `endpoint` (None without authentication), fetched when missing."""
+        if self._username is None:
+            return None
+        if renew or self._token is None:
+            self.authenticate(endpoint)
+        return self._token
 
     def health(self, endpoint: str, *, timeout: float | None = None) -> tuple[bool, str]:
         """GET /health of one member (no token needed; etcd serves it to anyone it lets connect)."""

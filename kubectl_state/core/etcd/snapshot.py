@@ -143,12 +143,16 @@ def _save_from(client: EtcdClient, status: EndpointStatus, final: Path, on_progr
                 expected = len(blob) + remaining
             out.write(blob)
             received += len(blob)
-            joined = held + blob
-            if len(joined) > SHA256_SIZE:
+            if len(blob) >= SHA256_SIZE:
+                # Without joining: a 1 GB snapshot is 32,768 chunks, each copied once more otherwise.
+                hasher.update(held)
+                view = memoryview(blob)
+                hasher.update(view[:-SHA256_SIZE])
+                held = bytes(view[-SHA256_SIZE:])
+            else:
+                joined = held + blob
                 hasher.update(joined[:-SHA256_SIZE])
                 held = joined[-SHA256_SIZE:]
-            else:
-                held = joined
             if on_progress is not None:
                 on_progress(min(received, max(expected, 0)), max(expected, 0))
         db_size = received - SHA256_SIZE
