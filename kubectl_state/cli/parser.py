@@ -48,7 +48,8 @@ def add_connection_flags(parser: argparse.ArgumentParser, *, suppress_defaults: 
                        help="work on all namespaces")
     group.add_argument("-l", "--selector", metavar="SELECTOR", default=default(None),
                        help="label selector, as kubectl's (e.g. app=web,tier!=db)")
-    group.add_argument("-o", "--output", metavar="FORMAT", choices=("text", "json", "yaml"),
-                       default=default("text"), help="output format: text, json or yaml")
+    # `table` is the people's format kubectl users type; it is the same as text.
+    group.add_argument("-o", "--output", metavar="FORMAT", choices=("text", "table", "json", "yaml"),
+                       default=default("text"), help="output format: text (or table), json or yaml")
     group.add_argument("-v", "--v", dest="verbosity", metavar="LEVEL", type=int, default=default(0),
                        help="log level; 5 or more shows tracebacks of expected errors")

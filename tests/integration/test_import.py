@@ -4,7 +4,6 @@ module's `kube_cluster`, or a real one) restored into a fresh, empty one
 
 from __future__ import annotations
 
-import itertools
 import json
 import shutil
 import tarfile
@@ -16,6 +15,7 @@ import pytest
 from tests.apiserver.testing import kubectl, kubectl_json, raw_request, unique
 from tests.helpers import create, create_widget_crd, owner_ref, read_dir_archive
 from tests.helpers import run_cli as run
+from tests.unit.test_import_report import validate_report
 
 
 def export(kubeconfig: str, target: Path, *args: str) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
@@ -25,8 +25,12 @@ def export(kubeconfig: str, target: Path, *args: str) -> tuple[dict[str, Any], d
 
 
 def import_json(*argv: str) -> tuple[int, dict[str, Any], str]:
+    """`kubectl state import ARGV -o json`; every report it prints must meet the report schema."""
     code, out, err = run("import", *argv, "-o", "json")
-    return code, (json.loads(out) if out.strip() else {}), err
+    report = json.loads(out) if out.strip() else {}
+    if report:
+        validate_report(report)
+    return code, report, err
 
 
 def outcomes(report: dict[str, Any]) -> dict[str, str]:
@@ -255,11 +259,20 @@ def test_diff_is_clean_after_an_import_and_shows_a_change(source: dict[str, Any]
     assert out.count("+++ ") == 1
 
 
-def test_diff_errors_exit_above_one(tmp_path: Path, target: str) -> None:
+def test_diff_errors_exit_above_one(source: dict[str, Any], tmp_path: Path, target: str) -> None:
     code, _, err = run("diff", str(tmp_path / "missing"), "--kubeconfig", target)
     assert code == 3, err
     code, _, err = run("diff", str(tmp_path), "--kubeconfig", target)
     assert code > 1, err
+    # A server that cannot be reached: 4, never 1 ("differs") nor 0.
+    unreachable = tmp_path / "unreachable.kubeconfig"
+    unreachable.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "c",
+        "clusters": [{"name": "c", "cluster": {"server": "http://127.0.0.1:9"}}],
+        "users": [{"name": "u", "user": {"token": "x"}}],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}]}))
+    code, _, err = run("diff", str(source["archive"]), "--kubeconfig", str(unreachable))
+    assert code == 4, err
 
 
 def test_existing_objects_are_skipped_updated_or_failed_as_asked(source: dict[str, Any], target: str) -> None:
@@ -295,6 +308,39 @@ def test_existing_objects_are_skipped_updated_or_failed_as_asked(source: dict[st
     _, live = raw_request(target, "GET", f"/api/v1/namespaces/{ns}/configmaps/web-config")
     assert live["data"] == {"a": "1"}
     assert "kubectl-state" in {m["manager"] for m in live["metadata"]["managedFields"]}
+
+
+def test_the_report_goes_to_stdout_and_to_a_file_in_json_or_yaml(source: dict[str, Any], target: str,
+                                                                  tmp_path: Path) -> None:
+    import yaml
+
+    as_yaml = tmp_path / "report.yaml"
+    code, out, err = run("import", str(source["archive"]), "--kubeconfig", target, "--report", str(as_yaml),
+                         "-o", "yaml")
+    assert code == 0, err
+    printed = yaml.safe_load(out)
+    validate_report(printed)
+    assert yaml.safe_load(as_yaml.read_text()) == printed
+    assert printed["summary"]["created"] == printed["summary"]["total"] == len(source["objects"])
+    # The journal lives next to the report.
+    assert printed["journal"] == f"{as_yaml}.journal" and Path(printed["journal"]).is_file()
+
+    as_json = tmp_path / "report.json"
+    code, out, err = run("import", str(source["archive"]), "--kubeconfig", target, "--report", str(as_json))
+    assert code == 0, err
+    written = json.loads(as_json.read_text())
+    validate_report(written)
+    assert {o["outcome"] for o in written["objects"]} == {"unchanged"}
+    # Without -o the report is a table for people: every object on a line, then the totals.
+    header, *rows, totals = out.splitlines()
+    assert header.split() == ["OUTCOME", "KIND", "NAMESPACE", "NAME", "REASON"]
+    assert len(rows) == len(source["objects"]) and all(row.startswith("unchanged ") for row in rows)
+    assert totals.startswith(f"{len(source['objects'])} objects: 0 created, 0 updated, "
+                             f"{len(source['objects'])} unchanged")
+    # -o table names that same table, as kubectl users type it.
+    code, out, err = run("import", str(source["archive"]), "--kubeconfig", target, "-o", "table")
+    assert code == 0, err
+    assert out.splitlines()[0].split()[0] == "OUTCOME"
 
 
 def test_corrupted_archive_is_refused_before_any_write(source: dict[str, Any], target: str, tmp_path: Path) -> None:
@@ -466,65 +512,6 @@ def many(kube_cluster: str, tmp_path_factory: pytest.TempPathFactory) -> dict[st
     _manifest, objects = export(kube_cluster, archive, "-n", ns)
     assert len(objects) == 300
     return {"ns": ns, "archive": archive, "objects": objects}
-
-
-def live_uids(kubeconfig: str, ns: str) -> dict[str, str]:
-    found = {}
-    for kind in ("configmaps", "secrets", "deployments"):
-        for item in kubectl_json(kubeconfig, "get", kind, "-n", ns)["items"]:
-            found[f"{kind}/{item['metadata']['name']}"] = item["metadata"]["uid"]
-    return found
-
-
-def journal_objects(path: Path) -> int:
-    try:
-        return sum(1 for line in path.read_bytes().splitlines() if line.startswith(b'{"key"'))
-    except FileNotFoundError:
-        return -1
-
-
-def test_an_import_killed_at_any_point_resumes_to_the_same_state(many: dict[str, Any], target: str,
-                                                                 tmp_path: Path) -> None:
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    journal = tmp_path / "journal.jsonl"
-    argv = [sys.executable, "-m", "kubectl_state", "import", str(many["archive"]), "--kubeconfig", target,
-            "--journal", str(journal), "--concurrency", "2", "-q"]
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    seen: dict[str, str] = {}
-    kills = 0
-    # Kill points: as soon as the journal exists, then after more and more objects.
-    for run_number, threshold in enumerate((0, 3, 80, 160, 240)):
-        proc = subprocess.Popen([*argv, *(["--resume"] if run_number else [])], env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 60
-        while proc.poll() is None and journal_objects(journal) < threshold and time.monotonic() < deadline:
-            time.sleep(0.001)
-        proc.send_signal(signal.SIGKILL)
-        _, err = proc.communicate(timeout=30)
-        kills += proc.returncode == -signal.SIGKILL
-        # Whatever exists now must never be created again (same uid at the end).
-        seen.update(live_uids(target, many["ns"]) if kubectl(target, "get", "ns", many["ns"],
-                                                              check=False).returncode == 0 else {})
-    assert kills >= 4, "the import finished before it could be killed; the test needs a slower import"
-
-    code, out, err = run("import", str(many["archive"]), "--kubeconfig", target, "--journal", str(journal),
-                         "--resume", "-o", "json")
-    assert code == 0, err
-    report = json.loads(out)
-    assert report["summary"]["created"] == 300, report["summary"]
-    assert any(o.get("resumed") for o in report["objects"])
-    final = live_uids(target, many["ns"])
-    assert {key: final[key] for key in seen} == seen
-    _, objects = export(target, tmp_path / "back", "-n", many["ns"])
-    assert without_owner_uids(objects) == without_owner_uids(many["objects"])
-    chain = [kubectl_json(target, "get", "configmap", f"chain-{i}", "-n", many["ns"]) for i in range(8)]
-    for owner, dependent in itertools.pairwise(chain):
-        assert dependent["metadata"]["ownerReferences"][0]["uid"] == owner["metadata"]["uid"]
 
 
 def test_objects_written_but_not_journaled_count_as_created_on_resume(many: dict[str, Any], target: str,

@@ -22,7 +22,9 @@ whole archive is verified before anything is written. Objects are written tier b
 (CRDs, then namespaces, storage and priority classes, volumes, RBAC, service accounts,
 secrets, config maps, limit ranges, quotas, then the rest), owners before their dependents,
 in parallel inside a step. Every object ends in the report as created, updated, unchanged,
-skipped or failed; the exit status is 0 only when nothing failed.
+skipped or failed; the exit status is 0 only when nothing failed. The report is a table
+for people, or with -o json|yaml and --report FILE a document whose JSON Schema ships as
+kubectl_state/schemas/report.schema.json.
 
 An interrupted import resumes with --resume: its journal (next to --report FILE, or under
 $XDG_STATE_HOME/kubectl-state/imports/) records what was done.
@@ -134,6 +136,7 @@ def run(args: argparse.Namespace, env: Environment) -> int:
     from kubectl_state.core.kube.discovery import discover  # noqa: PLC0415
     from kubectl_state.core.workflows.restore.importer import (  # noqa: PLC0415
         ImportListener,
+        ImportStopped,
         import_plan,
         journal_header,
         plan_import,
@@ -171,6 +174,11 @@ def run(args: argparse.Namespace, env: Environment) -> int:
         try:
             report = import_plan(kube, discovery, plan, options, source=source, journal_path=journal,
                                  journal_header=journal_header(source, kube.server, options), listener=listener)
+        except ImportStopped as stopped:
+            # What was written before the server went away is still worth a report.
+            if args.report:
+                write_report_file(stopped.report.to_dict(), args.report)
+            raise
         finally:
             progress.finish()
     return finish(report, args, env)

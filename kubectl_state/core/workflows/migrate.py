@@ -64,6 +64,7 @@ from kubectl_state.core.workflows.export import ExportOptions, export_cluster
 from kubectl_state.core.workflows.restore.importer import (
     ImportListener,
     ImportOptions,
+    ImportStopped,
     import_plan,
     plan_import,
 )
@@ -656,8 +657,12 @@ class _Migration:
         report.left_behind.clear()
         self.note_filtered(plan, source)
         self.listener.phase(f"importing {len(plan)} objects into {self.b.server}")
-        imported = import_plan(self.b, discovery_b, plan, options.import_options(), source=source,
-                               listener=self.listener.imported)
+        try:
+            imported = import_plan(self.b, discovery_b, plan, options.import_options(), source=source,
+                                   listener=self.listener.imported)
+        except ImportStopped as stopped:
+            report.imported = stopped.report  # what exists in B so far, object by object
+            raise
         report.imported = imported
         sources = {o.id: o.source for o in plan.objects()}
         failed = [r for r in imported.results if r.outcome not in _MOVED]

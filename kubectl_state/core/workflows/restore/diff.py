@@ -2,7 +2,9 @@
 
 Each planned object (filters and namespace mapping applied, owner references relinked to
 the uids the owners have in the cluster, as import would) is compared with the live object,
-both cleaned by the same `clean_object` export uses, as a unified diff of their YAML. An
+both cleaned by the same `clean_object` export uses, as a unified diff of their YAML. As for
+import, an object only kubectl-state wrote whose differences are the server's defaults
+(a dry-run server-side apply of the archive's version gives the live object) is the same. An
 object missing from the cluster diffs against nothing. Nothing is written; only GETs.
 """
 
@@ -24,6 +26,7 @@ from kubectl_state.core.transform.owners import relink_owner_references
 from kubectl_state.core.workflows.restore.target import Target, Tries, comparable
 
 _CRDS = ("apiextensions.k8s.io", "customresourcedefinitions")
+_SECRETS = ("", "secrets")
 
 
 class DiffState(enum.StrEnum):
@@ -79,7 +82,7 @@ def _diff_one(target: Target, obj: PlannedObject, *, include_status: bool,
     label = _label(obj)
     if target.served(obj.resource) is None:
         if (obj.resource.group, obj.resource.resource) in crd_types:
-            return ObjectDiff(obj.id, obj.kind, DiffState.MISSING, _unified(None, wanted, label))
+            return ObjectDiff(obj.id, obj.kind, DiffState.MISSING, _shown(obj, None, wanted, label))
         return ObjectDiff(obj.id, obj.kind, DiffState.ERROR,
                           error=f"the server does not serve {obj.kind} in {obj.resource.api_version}")
     try:
@@ -87,11 +90,13 @@ def _diff_one(target: Target, obj: PlannedObject, *, include_status: bool,
     except ApiError as exc:
         return ObjectDiff(obj.id, obj.kind, DiffState.ERROR, error=exc.message)
     if live is None:
-        return ObjectDiff(obj.id, obj.kind, DiffState.MISSING, _unified(None, wanted, label))
+        return ObjectDiff(obj.id, obj.kind, DiffState.MISSING, _shown(obj, None, wanted, label))
     current = comparable(live, obj.resource, include_status=include_status)
-    if current == wanted:
+    # As import judges it: server defaults on an object only kubectl-state wrote are no change.
+    if current == wanted or (current.get("status") == wanted.get("status") and target.stored_as_is(
+            obj.resource, obj.id.namespace, obj.id.name, desired, live)):
         return ObjectDiff(obj.id, obj.kind, DiffState.SAME)
-    return ObjectDiff(obj.id, obj.kind, DiffState.CHANGED, _unified(current, wanted, label))
+    return ObjectDiff(obj.id, obj.kind, DiffState.CHANGED, _shown(obj, current, wanted, label))
 
 
 def _relinked(target: Target, obj: PlannedObject) -> dict[str, Any]:
@@ -109,10 +114,36 @@ def _relinked(target: Target, obj: PlannedObject) -> dict[str, Any]:
     return body
 
 
+def _masked(live: Mapping[str, Any] | None, wanted: Mapping[str, Any]
+            ) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """Copies of a Secret's two sides for display, every value replaced as `kubectl diff` does:
+    `***` where both sides agree (or one side lacks the key), `*** (before)` / `*** (after)`
+    where they differ. Whether they differ is still decided on the real values, by the caller."""
+    before = dict(live) if live is not None else None
+    after = dict(wanted)
+    for field in ("data", "stringData"):
+        old = (live or {}).get(field)
+        new = wanted.get(field)
+        old = old if isinstance(old, Mapping) else {}
+        new = new if isinstance(new, Mapping) else {}
+        if before is not None and field in before:
+            before[field] = {k: "***" if k not in new or new[k] == v else "*** (before)" for k, v in old.items()}
+        if field in after:
+            after[field] = {k: "***" if k not in old or old[k] == v else "*** (after)" for k, v in new.items()}
+    return before, after
+
+
 def _label(obj: PlannedObject) -> str:
     group = f".{obj.id.group}" if obj.id.group else ""
     where = f"{obj.id.namespace}/" if obj.id.namespace else ""
     return f"{obj.id.resource}{group}/{where}{obj.id.name}"
+
+
+def _shown(obj: PlannedObject, live: Mapping[str, Any] | None, wanted: Mapping[str, Any], label: str) -> str:
+    """The unified diff a person sees: a Secret's values never appear in it."""
+    if (obj.id.group, obj.id.resource) == _SECRETS:
+        live, wanted = _masked(live, wanted)
+    return _unified(live, wanted, label)
 
 
 def _unified(live: Mapping[str, Any] | None, wanted: Mapping[str, Any], label: str) -> str:

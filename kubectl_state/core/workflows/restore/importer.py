@@ -9,8 +9,10 @@ parallel. For each object:
   reference to an owner found nowhere fails the object, unless --orphan-missing-owners,
   which restores it without that reference (a stale uid would get it garbage-collected);
 - it is created (POST, field manager kubectl-state). If it exists: read back, compared
-  cleaned with the archive's version, and then unchanged, skipped (exists), updated by
-  server-side apply, or failed, as --existing says;
+  cleaned with the archive's version (or, when only kubectl-state wrote it, with what a
+  dry-run server-side apply of that version gives, so server defaults do not count as a
+  difference), and then unchanged, skipped (exists), updated by server-side apply, or
+  failed, as --existing says;
 - its status goes through the status subresource when asked (--include-status);
 - the outcome and the new uid are journaled as soon as the server answered.
 After the CRD tier the import waits for every CRD to be Established (and its resource to be
@@ -20,9 +22,10 @@ that reason. Nothing stops at the first failure, and every planned object is rep
 Resume: objects the journal records as done are not written again (their journaled outcome
 is reported, marked resumed); their uids seed the uid map. An object written by a killed run
 but not journaled answers AlreadyExists; it counts as created by this import (not as
-"unchanged") only if its content matches and its managedFields and creationTimestamp show
-kubectl-state created it after the journal began. Either way the cluster ends as after an
-uninterrupted import: creates are by name, so nothing is created twice.
+"unchanged") only if its content matches (as above) and its managedFields and
+creationTimestamp show kubectl-state created it after the journal began. Either way the
+cluster ends as after an uninterrupted import: creates are by name, so nothing is created
+twice. Each object is journaled by its worker as soon as the server answered.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from kubectl_state.core.errors import ApiError, KubectlStateError, UsageError
+from kubectl_state.core.errors import ApiError, ConnectionFailed, KubectlStateError, UsageError
 from kubectl_state.core.kube.client import KubeClient
 from kubectl_state.core.kube.discovery import ApiResource, Discovery
 from kubectl_state.core.plan import (
@@ -92,6 +95,8 @@ class ImportOptions:
 
 @dataclass
 class ImportListener:
+    """Callbacks on the import's progress; `done` is called from the worker threads."""
+
     planned: Callable[[Plan], None] = lambda plan: None
     step: Callable[[Step], None] = lambda step: None
     done: Callable[[ObjectResult], None] = lambda result: None
@@ -173,8 +178,15 @@ class _Import:
                                                         obj.source.namespace, resumed=True), journal=False)
                     else:
                         todo.append(obj)
-                for obj, result in zip(todo, pool.map(self.restore, todo), strict=True):
-                    self.register(obj, result)
+                # Each worker journals its object as soon as the server answered, not in plan
+                # order: a kill then leaves as few written-but-unjournaled objects as possible.
+                try:
+                    for _ in pool.map(lambda obj: self.register(obj, self.restore(obj)), todo):
+                        pass
+                except ConnectionFailed:
+                    # Objects not started yet are dropped; those in flight finish their tries.
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    raise
 
     def register(self, obj: PlannedObject, result: ObjectResult, *, journal: bool = True) -> None:
         if journal and self.journal is not None:
@@ -223,6 +235,11 @@ class _Import:
             return self._restore(obj, tries)
         except ApiError as exc:
             return self.result(obj, Outcome.FAILED, exc.message, status_reason=exc.reason, tries=tries)
+        except ConnectionFailed:
+            # Retries are spent and the server is gone: every object left would wait out the
+            # same retries, one after another. Stop; the journal has what was done, and
+            # --resume continues from there (this object included: it is not journaled).
+            raise
         except KubectlStateError as exc:
             return self.result(obj, Outcome.FAILED, exc.message, tries=tries)
 
@@ -317,7 +334,9 @@ class _Import:
         include_status = self.options.include_status
         wanted = comparable(body if status is None else {**body, "status": status}, obj.resource,
                             include_status=include_status)
-        same = comparable(live, obj.resource, include_status=include_status) == wanted
+        current = comparable(live, obj.resource, include_status=include_status)
+        same = current == wanted or (current.get("status") == wanted.get("status") and self.target.stored_as_is(
+            obj.resource, obj.id.namespace, obj.id.name, body, live))
         if same and (tries.ambiguous or self.options.resume) and self.created_by_us(live):
             why = "an earlier attempt's create reached the server" if tries.ambiguous else \
                 "created by the interrupted run"
@@ -389,6 +408,16 @@ def _join(*notes: str) -> str:
     return "; ".join(note for note in notes if note)
 
 
+class ImportStopped(ConnectionFailed):
+    """The server went away mid-import (retries spent). `report` holds every object finished
+    before that, so callers can still say exactly what was written; --resume continues."""
+
+    def __init__(self, cause: ConnectionFailed, report: ImportReport, planned: int) -> None:
+        super().__init__(f"{cause.message}; the import stopped after {len(report.results)} of {planned} objects "
+                         "(run it again with --resume)")
+        self.report = report
+
+
 def import_plan(
     kube: KubeClient,
     discovery: Discovery,
@@ -415,15 +444,20 @@ def import_plan(
         journal = Journal.open(journal_path, journal_header or {}, resume=options.resume)
         report.journal = str(journal_path)
     listener.planned(plan)
+    run = _Import(target, plan, options, report, journal=journal, listener=listener)
+    stopped: ConnectionFailed | None = None
     try:
-        run = _Import(target, plan, options, report, journal=journal, listener=listener)
         run.run()
+    except ConnectionFailed as exc:
+        stopped = exc
     finally:
         if journal is not None:
             journal.close()
     order = {obj.id: index for index, obj in enumerate(plan.objects())}
     report.results = sorted(run.results.values(), key=lambda r: order[r.id])
     report.seconds = time.monotonic() - started
+    if stopped is not None:
+        raise ImportStopped(stopped, report, len(plan)) from stopped
     return report
 
 

@@ -120,9 +120,9 @@ class Target:
                     tries.ambiguous = True
                 time.sleep(delay)
 
-    def _params(self, **extra: str) -> dict[str, str | int]:
+    def _params(self, *, dry_run: bool = False, **extra: str) -> dict[str, str | int]:
         params: dict[str, str | int] = {"fieldManager": FIELD_MANAGER, **extra}
-        if self.dry_run:
+        if self.dry_run or dry_run:
             params["dryRun"] = "All"
         return params
 
@@ -141,13 +141,35 @@ class Target:
             raise
 
     def apply(self, resource: ApiResource, namespace: str | None, name: str, body: Mapping[str, Any],
-              tries: Tries, *, force: bool, subresource: str = "") -> dict[str, Any]:
-        """Server-side apply as field manager `kubectl-state`."""
+              tries: Tries, *, force: bool, subresource: str = "", dry_run: bool = False) -> dict[str, Any]:
+        """Server-side apply as field manager `kubectl-state` (only checked, with `dry_run`)."""
         path = resource.object_path(name, namespace) + (f"/{subresource}" if subresource else "")
-        params = self._params(**({"force": "true"} if force else {}))
+        params = self._params(dry_run=dry_run, **({"force": "true"} if force else {}))
         return self.call(lambda: self.kube.request("PATCH", path, params=params, body=body,
                                                    content_type="application/apply-patch+yaml"),
                          tries, conflicts=True)
+
+    def stored_as_is(self, resource: ApiResource, namespace: str | None, name: str, body: Mapping[str, Any],
+                     live: Mapping[str, Any]) -> bool:
+        """Whether `live` is what kubectl-state made of `body`, when the two differ as written:
+        an archive of hand-written objects (or a YAML stream) lacks what the server defaults
+        on create (a Deployment's strategy, a container's pull policy...), so such an object,
+        once imported, never compares equal to the archive's. Only objects no other field
+        manager has written (status aside) qualify, so that a change someone made is never
+        taken for a default. A dry-run server-side apply of `body` answers with what the
+        object would become; if that is `live` (both cleaned, status aside), importing changes
+        nothing. Any refusal (a conflict, an invalid object) means it would, or could not."""
+        managers = (live.get("metadata") or {}).get("managedFields") or []
+        if not managers or any(not isinstance(m, Mapping) or (m.get("manager") != FIELD_MANAGER
+                                                               and m.get("subresource") != "status")
+                               for m in managers):
+            return False
+        try:
+            applied = self.apply(resource, namespace, name, body, Tries(), force=False, dry_run=True)
+        except KubectlStateError:
+            return False
+        return comparable(applied, resource, include_status=False) == comparable(live, resource,
+                                                                                 include_status=False)
 
     # --- owners ---------------------------------------------------------------------------
 
