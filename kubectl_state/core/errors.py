@@ -9,6 +9,7 @@ Nothing below this module may print.
 from __future__ import annotations
 
 import enum
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -124,3 +125,25 @@ class PartialFailure(KubectlStateError):
     """The operation ran to the end but some items failed; the report lists them."""
 
     exit_status = ExitStatus.ERROR
+
+
+class TlsVerificationOffWarning(UserWarning):
+    """TLS verification was turned off: anyone on the path can pose as the server."""
+
+
+def warn_tls_verification_off(what: str, how: str, *, stacklevel: int = 3) -> None:
+    """One clear warning (the CLI prints it as `Warning: ...`, the modules as Ansible warnings)
+    instead of urllib3's InsecureRequestWarning for every pooled connection, silenced after it.
+
+    `what` names the server(s), `how` the setting that turned verification off.
+    """
+    import urllib3  # noqa: PLC0415  (only the clients that talk TLS need it)
+
+    warnings.warn(
+        TlsVerificationOffWarning(
+            f"TLS verification is off for {what} ({how}): the server's certificate is not checked, so "
+            "credentials and data may go to an impostor; give it a CA certificate instead"
+        ),
+        stacklevel=stacklevel,
+    )
+    warnings.filterwarnings("ignore", category=urllib3.exceptions.InsecureRequestWarning)

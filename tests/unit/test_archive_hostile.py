@@ -16,6 +16,7 @@ from kubectl_state.core.errors import ArchiveError
 from tests.unit.test_archive_support import (
     TarEntry,
     dir_to_tar,
+    edit_manifest,
     member,
     read_all,
     resign,
@@ -257,3 +258,13 @@ def test_gzip_framing_errors_are_archive_errors(tmp_path: Path) -> None:
     (tmp_path / "x.tar.gz").write_bytes(bytes(data))
     with pytest.raises(ArchiveError):
         open_archive(tmp_path / "x.tar.gz")
+
+
+def test_verify_reports_a_manifest_whose_resource_names_are_not_strings(archive_dir: Path) -> None:
+    # Found by tests/hostile/test_fuzz.py: a list where a group belongs crashed verify's
+    # salvage of a schema-invalid manifest with TypeError (unhashable) instead of reporting it.
+    edit_manifest(archive_dir, lambda doc: doc["resources"][0].update(group=["a"]))
+    report = verify(archive_dir)
+    assert "schema-invalid" in {p.kind.value for p in report.problems}
+    with pytest.raises(ArchiveError, match="does not match its schema"):
+        open_archive(archive_dir)

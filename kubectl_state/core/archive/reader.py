@@ -15,6 +15,7 @@ partial archive run `verify` first.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from collections.abc import Iterator
@@ -90,6 +91,50 @@ class ArchiveReader:
             )
         for entry, obj in objects:
             yield entry, secret_as_read(self.manifest, entry, obj, self._decrypter if decrypt_secrets else None)
+
+    def check_structure(self) -> None:
+        """Refuse what is wrong with the archive's shape without reading any object's bytes:
+        links, devices, FIFOs and paths that leave the archive, duplicate members, and listed
+        files that are missing or whose size is not the declared one. For `inspect`, which
+        summarises the manifest and must not vouch for an archive the reader would refuse
+        on sight; what is inside the object files is left to `verify` and the reader."""
+        if isinstance(self._source, DirectorySource):
+            self._check_directory(self._source)
+        else:
+            self._check_tar(self._source)
+
+    def _check_directory(self, source: DirectorySource) -> None:
+        for _, problem in source.walk():
+            if problem is not None:
+                raise ArchiveProblemError(problem.kind, problem.path, problem.message)
+        for entry in self.manifest.objects:
+            size = source.file_size(entry.path)
+            if size != entry.size:
+                raise size_differs(entry, size)
+
+    def _check_tar(self, source: TarGzSource) -> None:
+        expected = {entry.path: entry for entry in self.manifest.objects}
+        seen: set[str] = set()
+        with contextlib.closing(source.scan()) as members:
+            for member, read in members:
+                if member.problem is not None:
+                    raise ArchiveProblemError(member.problem.kind, member.problem.path, member.problem.message)
+                if member.name == MANIFEST_NAME and not member.is_dir:
+                    if hashlib.sha256(read(self.limits.max_manifest_bytes)).hexdigest() != source.manifest_sha256:
+                        raise ArchiveProblemError(
+                            ProblemKind.INCONSISTENT, MANIFEST_NAME, "the archive changed while it was being read"
+                        )
+                    continue
+                entry = expected.get(member.name)
+                if entry is None or member.is_dir:
+                    continue
+                if member.size != entry.size:
+                    raise size_differs(entry, member.size)
+                seen.add(entry.path)
+        missing = [path for path in expected if path not in seen]
+        if missing:
+            more = f" (and {len(missing) - 1} more files)" if len(missing) > 1 else ""
+            raise ArchiveProblemError(ProblemKind.MISSING_FILE, missing[0], f"the file is missing{more}")
 
     def _cap(self, entry: ObjectEntry) -> int:
         if entry.size > self.limits.max_object_bytes:
@@ -180,6 +225,15 @@ def larger_than_declared(entry: ObjectEntry, size: int | None) -> ArchiveProblem
         ProblemKind.SIZE_MISMATCH,
         entry.path,
         f"the file is {actual}larger than the {entry.size} bytes the manifest declares",
+    )
+
+
+def size_differs(entry: ObjectEntry, size: int) -> ArchiveProblemError:
+    what = "larger" if size > entry.size else "smaller"
+    return ArchiveProblemError(
+        ProblemKind.SIZE_MISMATCH,
+        entry.path,
+        f"the file is {size} bytes, {what} than the {entry.size} bytes the manifest declares",
     )
 
 

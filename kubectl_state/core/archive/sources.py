@@ -38,6 +38,15 @@ class DirectorySource:
         finally:
             os.close(fd)
 
+    def file_size(self, relpath: str) -> int:
+        """The size of the regular file `relpath`, opened as `read_file` would open it
+        (so a link or device is refused the same way) but not read."""
+        fd = open_beneath(self._fd, relpath)
+        try:
+            return os.fstat(fd).st_size
+        finally:
+            os.close(fd)
+
     def read_manifest(self) -> bytes:
         try:
             return self.read_file(MANIFEST_NAME, self.limits.max_manifest_bytes)

@@ -1,5 +1,7 @@
-"""`inspect`: what an archive holds, from its validated manifest alone (no object is read,
-so it is fast; `verify` is what reads and checks every file)."""
+"""`inspect`: what an archive holds, from its validated manifest (no object is read, so it
+is fast; `verify` is what reads and checks every file). It still refuses an archive whose
+shape the reader would refuse (links, devices, paths out, sizes that are not the declared
+ones): a summary must not make such an archive look usable."""
 
 from __future__ import annotations
 
@@ -75,6 +77,7 @@ def inspect(
 ) -> Summary:
     """Summarise the archive at `path`. Raises ArchiveError if its manifest cannot be trusted."""
     with open_archive(path, limits=limits) as archive:
+        archive.check_structure()
         manifest = archive.manifest
         on_disk = archive.size_on_disk
     object_bytes = sum(entry.size for entry in manifest.objects)

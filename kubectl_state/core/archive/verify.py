@@ -109,6 +109,9 @@ def _salvage(doc: Mapping[str, Any]) -> _Known:
             )
         except (KeyError, TypeError):
             continue
+        # Any JSON may stand where a name belongs (a list is not even hashable).
+        if not all(isinstance(v, str) for v in (res.group, res.version, res.resource, res.kind)):
+            continue
         resources[(res.group, res.resource)] = res
     return _Known(entries, resources, None)
 

@@ -19,7 +19,13 @@ from kubernetes import client as k8s
 from kubernetes.config import kube_config
 from kubernetes.config.config_exception import ConfigException
 
-from kubectl_state.core.errors import ApiError, ConfigError, ConnectionFailed, OperationTimeout
+from kubectl_state.core.errors import (
+    ApiError,
+    ConfigError,
+    ConnectionFailed,
+    OperationTimeout,
+    warn_tls_verification_off,
+)
 
 #: (connect, read) seconds. Lists of large resources may take a while to start answering.
 DEFAULT_TIMEOUT = (10.0, 120.0)
@@ -63,6 +69,8 @@ class KubeClient:
         # Passed with every request, not set on the session: requests lets $REQUESTS_CA_BUNDLE
         # override a session's verify, which would replace the kubeconfig's CA with the system's.
         self._verify: bool | str = (configuration.ssl_ca_cert or True) if configuration.verify_ssl else False
+        if not configuration.verify_ssl:
+            warn_tls_verification_off(self.server, "insecure-skip-tls-verify in the kubeconfig")
         if configuration.cert_file and configuration.key_file:
             self._session.cert = (configuration.cert_file, configuration.key_file)
         # Exec plugins refresh tokens through a hook on the configuration; serialise it.
