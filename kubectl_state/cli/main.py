@@ -10,11 +10,12 @@ import argparse
 import functools
 import sys
 import traceback
+import warnings
 from collections.abc import Sequence
 from typing import IO, cast
 
 from kubectl_state import __version__
-from kubectl_state.cli.commands import diff, etcd, export, import_, inspect, migrate, verify, version
+from kubectl_state.cli.commands import completion, diff, etcd, export, import_, inspect, migrate, verify, version
 from kubectl_state.cli.env import Environment
 from kubectl_state.cli.parser import PROG, KubectlArgumentParser, add_connection_flags
 from kubectl_state.core.errors import ExitStatus, KubectlStateError, UsageError
@@ -24,7 +25,7 @@ DESCRIPTION = (
     "portable API resources, raw etcd keys and etcd snapshots."
 )
 
-COMMANDS = (diff, etcd, export, import_, inspect, migrate, verify, version)
+COMMANDS = (completion, diff, etcd, export, import_, inspect, migrate, verify, version)
 
 #: -v at or above this level prints the traceback of expected errors too.
 TRACEBACK_VERBOSITY = 5
@@ -37,7 +38,11 @@ def build_parser(stdout: IO[str] | None = None) -> KubectlArgumentParser:
         prog=PROG,
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Use 'kubectl state <command> --help' for more about a command.",
+        epilog="Examples:\n"
+               "  kubectl state export backup.tar.gz --secrets=encrypt --recipient age1...\n"
+               "  kubectl state import backup.tar.gz --dry-run=server\n"
+               "  kubectl state etcd snapshot save etcd.db --endpoints https://10.0.0.1:2379\n\n"
+               "Use 'kubectl state <command> --help' for more about a command.",
     )
     add_connection_flags(parser, suppress_defaults=False)
     common = parser_class(add_help=False)
@@ -87,7 +92,11 @@ def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> i
             parser.print_help()
             return ExitStatus.OK
         env.log(6, f"kubectl-state {__version__}: {args.command}")
-        return int(args.run(args, env))
+        with warnings.catch_warnings():
+            # The core warns through `warnings` (it has no stderr of its own); a person
+            # reads them as kubectl prints its own: `Warning: ...`, no file and line.
+            warnings.showwarning = lambda message, *_rest, **_kw: env.warn(str(message))
+            return int(args.run(args, env))
     except KubectlStateError as exc:
         if env.verbosity >= TRACEBACK_VERBOSITY:
             traceback.print_exc(file=env.stderr)

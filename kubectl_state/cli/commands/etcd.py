@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from kubectl_state.cli.commands.examples import ExamplesFormatter, examples
 from kubectl_state.cli.env import Environment
 from kubectl_state.cli.output import MACHINE_FORMATS, write_data
 from kubectl_state.core.errors import ExitStatus, InvalidInputError, UsageError
@@ -28,7 +29,10 @@ Runner = Callable[[argparse.Namespace, Environment], int]
 def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     from kubectl_state.cli.commands import etcd_keys, etcd_members, etcd_snapshot  # noqa: PLC0415
 
-    parser = subparsers.add_parser("etcd", help=HELP, description=HELP, parents=parents)
+    parser = subparsers.add_parser("etcd", help=HELP, description=HELP, parents=parents,
+                                   formatter_class=ExamplesFormatter, epilog=examples(
+                                       "kubectl state etcd snapshot save etcd.db --endpoints https://10.0.0.11:2379",
+                                       "kubectl state etcd member list --endpoints https://10.0.0.11:2379"))
     parser.set_defaults(run=_group_help(parser))
     sub = parser.add_subparsers(title="etcd commands", metavar="<command>", dest="etcd_command",
                                 parser_class=_same_class(parser))
@@ -46,9 +50,11 @@ def _group_help(parser: argparse.ArgumentParser) -> Runner:
     return run
 
 
-def group(sub: Any, name: str, help_text: str, parents: list[argparse.ArgumentParser]) -> Any:
+def group(sub: Any, name: str, help_text: str, parents: list[argparse.ArgumentParser],
+          epilog: str | None = None) -> Any:
     """A command with subcommands of its own (`etcd snapshot`, `etcd member`, `etcd alarm`)."""
-    parser = sub.add_parser(name, help=help_text, description=help_text, parents=parents)
+    parser = sub.add_parser(name, help=help_text, description=help_text, parents=parents,
+                            formatter_class=ExamplesFormatter, epilog=epilog)
     parser.set_defaults(run=_group_help(parser))
     return parser.add_subparsers(title=f"{name} commands", metavar="<command>", dest=f"etcd_{name}_command",
                                  parser_class=_same_class(parser))

@@ -7,20 +7,26 @@ from collections.abc import Callable
 from typing import Any
 
 from kubectl_state.cli.commands.etcd import emit, group, human_size, make_client, table
+from kubectl_state.cli.commands.examples import ExamplesFormatter, examples
 from kubectl_state.cli.env import Environment
 from kubectl_state.core.errors import ExitStatus, UsageError
 
 
 def register(sub: Any, parents: list[argparse.ArgumentParser], leaf: list[argparse.ArgumentParser]) -> None:
-    member = group(sub, "member", "List, add, promote and remove etcd members, keeping quorum.", parents)
+    member = group(sub, "member", "List, add, promote and remove etcd members, keeping quorum.", parents,
+                   examples("kubectl state etcd member list", "kubectl state etcd member remove etcd-3"))
 
-    p = member.add_parser("list", help="list the members with their health", parents=leaf)
+    p = member.add_parser("list", help="list the members with their health", parents=leaf,
+                          formatter_class=ExamplesFormatter, epilog=examples(
+                              "kubectl state etcd member list --endpoints https://10.0.0.11:2379"))
     p.set_defaults(run=run_member_list)
 
     p = member.add_parser(
         "add", parents=leaf, help="add a member (as a learner unless --voter)",
         description="Add a member, as a learner unless --voter; start it with the printed settings, "
                     "then promote it once it has caught up.",
+        formatter_class=ExamplesFormatter, epilog=examples(
+            "kubectl state etcd member add etcd-4 --peer-urls https://10.0.0.14:2380"),
     )
     p.add_argument("name", help="the new member's name (its --name)")
     p.add_argument("--peer-urls", required=True, metavar="URLS", help="comma-separated peer URLs of the new member")
@@ -28,7 +34,9 @@ def register(sub: Any, parents: list[argparse.ArgumentParser], leaf: list[argpar
     p.add_argument("--force", action="store_true", help="skip the quorum safety check")
     p.set_defaults(run=run_member_add)
 
-    p = member.add_parser("promote", parents=leaf, help="promote a learner once it has caught up")
+    p = member.add_parser("promote", parents=leaf, help="promote a learner once it has caught up",
+                          formatter_class=ExamplesFormatter, epilog=examples(
+                              "kubectl state etcd member promote etcd-4 --timeout 120"))
     p.add_argument("member", help="name or hex ID of the learner")
     p.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
                    help="how long to wait for the learner to catch up (default: 60)")
@@ -39,33 +47,49 @@ def register(sub: Any, parents: list[argparse.ArgumentParser], leaf: list[argpar
         "remove", parents=leaf, help="remove a member unless that would cost quorum",
         description="Remove a member. Refused when the cluster has no quorum, or when the healthy voting "
                     "members left would be fewer than the quorum of the smaller cluster, unless --force.",
+        formatter_class=ExamplesFormatter, epilog=examples(
+            "kubectl state etcd member remove etcd-3"),
     )
     p.add_argument("member", help="name or hex ID of the member")
     p.add_argument("--force", action="store_true", help="remove even though the quorum check refuses")
     p.set_defaults(run=run_member_remove)
 
-    p = sub.add_parser("status", parents=leaf, help="status of each endpoint (or with --cluster each member)")
+    p = sub.add_parser("status", parents=leaf, help="status of each endpoint (or with --cluster each member)",
+                       formatter_class=ExamplesFormatter, epilog=examples(
+                           "kubectl state etcd status --cluster --endpoints https://10.0.0.11:2379"))
     p.add_argument("--cluster", action="store_true", help="every member's client URL instead of --endpoints")
     p.set_defaults(run=run_status)
 
-    p = sub.add_parser("health", parents=leaf, help="health of each endpoint (or with --cluster each member)")
+    p = sub.add_parser("health", parents=leaf, help="health of each endpoint (or with --cluster each member)",
+                       formatter_class=ExamplesFormatter, epilog=examples(
+                           "kubectl state etcd health --cluster --endpoints https://10.0.0.11:2379"))
     p.add_argument("--cluster", action="store_true", help="every member's client URL instead of --endpoints")
     p.set_defaults(run=run_health)
 
-    p = sub.add_parser("defrag", parents=leaf, help="defragment each endpoint, one at a time")
+    p = sub.add_parser("defrag", parents=leaf, help="defragment each endpoint, one at a time",
+                       formatter_class=ExamplesFormatter, epilog=examples(
+                           "kubectl state etcd defrag --cluster --endpoints https://10.0.0.11:2379"))
     p.add_argument("--cluster", action="store_true", help="every member's client URL instead of --endpoints")
     p.set_defaults(run=run_defrag)
 
-    alarm = group(sub, "alarm", "List or disarm etcd alarms (NOSPACE, CORRUPT).", parents)
-    p = alarm.add_parser("list", parents=leaf, help="list active alarms")
+    alarm = group(sub, "alarm", "List or disarm etcd alarms (NOSPACE, CORRUPT).", parents,
+                  examples("kubectl state etcd alarm list"))
+    p = alarm.add_parser("list", parents=leaf, help="list active alarms",
+                         formatter_class=ExamplesFormatter, epilog=examples(
+                             "kubectl state etcd alarm list -o json"))
     p.set_defaults(run=run_alarm_list)
-    p = alarm.add_parser("disarm", parents=leaf, help="disarm every active alarm (fix its cause first)")
+    p = alarm.add_parser("disarm", parents=leaf, help="disarm every active alarm (fix its cause first)",
+                         formatter_class=ExamplesFormatter, epilog=examples(
+                             "kubectl state etcd defrag --cluster && kubectl state etcd alarm disarm"))
     p.set_defaults(run=run_alarm_disarm)
 
     p = sub.add_parser(
         "compact", parents=leaf, help="compact the key history up to a revision (default: the current one)",
         description="Compact the key history: needed after a restore that could not bump the revision, so "
                     "that Kubernetes watchers relist instead of staying on old data.",
+        formatter_class=ExamplesFormatter, epilog=examples(
+            "kubectl state etcd compact --physical",
+            "kubectl state etcd compact --revision 1000000000"),
     )
     p.add_argument("--revision", type=int, default=0, help="compact up to this revision (default: the current)")
     p.add_argument("--physical", action="store_true", help="wait until the space is reclaimed")

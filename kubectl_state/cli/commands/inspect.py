@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from kubectl_state.cli.commands.examples import ExamplesFormatter, examples
 from kubectl_state.cli.env import Environment
 from kubectl_state.cli.output import MACHINE_FORMATS, write_data
 from kubectl_state.core.errors import ExitStatus
@@ -13,7 +14,10 @@ HELP = "Show an archive's source, age, size and object counts by resource and na
 
 
 def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser("inspect", help=HELP, description=HELP, parents=parents)
+    parser = subparsers.add_parser("inspect", help=HELP, description=HELP, parents=parents,
+                                   formatter_class=ExamplesFormatter, epilog=examples(
+                                       "kubectl state inspect backup.tar.gz",
+                                       "kubectl state inspect -o json backup.tar.gz"))
     parser.add_argument("path", metavar="PATH", help="archive (.tar.gz) or directory")
     parser.set_defaults(run=run)
 

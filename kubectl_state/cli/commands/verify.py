@@ -13,7 +13,11 @@ HELP = "Check an archive: its manifest schema, every checksum and every path."
 DESCRIPTION = f"""{HELP}
 
 Exit status 0 only when everything holds; otherwise every problem found is listed (not just
-the first) and the exit status is {int(ExitStatus.INVALID_INPUT)}."""
+the first) and the exit status is {int(ExitStatus.INVALID_INPUT)}.
+
+Examples:
+  kubectl state verify backup.tar.gz
+  kubectl state verify -o json ./backup-dir"""
 
 
 def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:

@@ -7,6 +7,7 @@ import platform
 from typing import Any
 
 from kubectl_state import __version__
+from kubectl_state.cli.commands.examples import ExamplesFormatter, examples
 from kubectl_state.cli.env import Environment
 from kubectl_state.cli.output import MACHINE_FORMATS, write_data
 from kubectl_state.core.errors import ExitStatus, KubectlStateError
@@ -15,7 +16,10 @@ HELP = "Print the client version and the version of the current context's API se
 
 
 def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser("version", help=HELP, description=HELP, parents=parents)
+    parser = subparsers.add_parser("version", help=HELP, description=HELP, parents=parents,
+                                   formatter_class=ExamplesFormatter, epilog=examples(
+                                       "kubectl state version",
+                                       "kubectl state version --client -o json"))
     parser.add_argument("--client", action="store_true", help="print the client version only")
     parser.set_defaults(run=run)
 
