@@ -23,8 +23,9 @@ from tests.integration.test_collection_modules import SCRIPTS, ansible_env, play
 from tests.lifecycle.control_plane import GROUPS, kubeconfig_path, role_vars
 from tests.lifecycle.hosts import HostLab, HostLabUnavailable, check_available
 
-# Three playbook runs over SSH on a shared 2-core machine: about two and a half minutes.
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(480)]
+# Three playbook runs over SSH on an otherwise idle 2-core machine: about three minutes; the
+# limit leaves room for a machine that is busy with other work.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
 KUBECTL = "/usr/bin/kubectl"
 RECAP = re.compile(r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.MULTILINE)
@@ -51,7 +52,7 @@ def run_playbook(lab: HostLab, name: str, extra_vars: Path, inventory: Path) -> 
     proc = subprocess.run(
         [str(SCRIPTS / "ansible-playbook"), "-i", str(inventory), "-e", f"@{extra_vars}",
          f"kubectl_state.control_plane.{name}"],
-        capture_output=True, text=True, env=env, timeout=300, check=False, cwd=lab.workdir,
+        capture_output=True, text=True, env=env, timeout=600, check=False, cwd=lab.workdir,
     )
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output[-6000:]

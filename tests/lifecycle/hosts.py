@@ -21,6 +21,7 @@ and the temporary files, even when setup failed half-way.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import ipaddress
 import os
 import secrets
@@ -81,6 +82,10 @@ def _executable(pid: int) -> str:
         return os.readlink(f"/proc/{pid}/exe")
     except OSError:
         return ""
+
+
+#: Held while a lab picks its network and claims it (see HostLab.up).
+NETWORK_LOCK = Path(tempfile.gettempdir()) / "kubectl-state-hostlab.lock"
 
 
 def _used_networks() -> list[ipaddress.IPv4Network]:
@@ -188,11 +193,15 @@ class HostLab:
     def up(self) -> HostLab:
         check_available()
         self._keys()
-        self.network = _pick_network()
-        prefix = self.network.prefixlen
-        self._made_links.append(self.bridge)
-        _run(IP, "link", "add", self.bridge, "type", "bridge")
-        _run(IP, "addr", "add", f"{self.gateway}/{prefix}", "dev", self.bridge)
+        # Labs come up in parallel (tests, molecule): the network is picked and claimed (the
+        # bridge's address) under one lock, so two labs never pick the same free /24.
+        with NETWORK_LOCK.open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            self.network = _pick_network()
+            prefix = self.network.prefixlen
+            self._made_links.append(self.bridge)
+            _run(IP, "link", "add", self.bridge, "type", "bridge")
+            _run(IP, "addr", "add", f"{self.gateway}/{prefix}", "dev", self.bridge)
         _run(IP, "link", "set", self.bridge, "up")
         for i in range(1, self.count + 1):
             name = f"h{i}"
@@ -404,7 +413,9 @@ class HostLab:
             # A veth goes away with its namespace's peer; only what is left is deleted.
             if _run(IP, "link", "show", link, check=False).returncode == 0:
                 proc = _run(IP, "link", "del", link, check=False)
-                if proc.returncode != 0:
+                # The kernel removes a veth asynchronously once its peer's namespace is gone, so
+                # it may vanish between the show and the del.
+                if proc.returncode != 0 and "Cannot find device" not in proc.stderr:
                     errors.append(f"ip link del {link}: {proc.stderr.strip()}")
         self._made_netns.clear()
         self._made_links.clear()

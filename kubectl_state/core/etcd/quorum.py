@@ -187,3 +187,65 @@ def check_promote(members: Sequence[MemberLike], health: Mapping[int, bool], tar
             f"refusing to {action}: the cluster would have {grown} voters and need {quorum(grown)} healthy, "
             f"but only {healthy_after} would be"
         )
+
+
+def check_all_healthy(members: Sequence[MemberLike], health: Mapping[int, bool], action: str) -> None:
+    """Refuse `action` unless every member (learners too) was seen healthy.
+
+    What an upgrade needs: it restarts every member in turn, and each restart takes one voter
+    away for a while; a member that is already down would be the second one missing.
+    """
+    seen = views(members, health)
+    if not seen:
+        raise UnsafeOperationError(f"refusing to {action}: the etcd cluster has no members")
+    down = [m.label for m in seen if not m.healthy]
+    if down:
+        raise UnsafeOperationError(
+            f"refusing to {action}: etcd member(s) {', '.join(down)} are not healthy, and the change restarts "
+            "members one at a time; repair the cluster first (kubectl_state.control_plane.repair)"
+        )
+
+
+def check_restart(members: Sequence[MemberLike], health: Mapping[int, bool], target: int) -> None:
+    """Refuse to stop `target` for a while (a restart, a binary swap) when the rest lack quorum.
+
+    While it is down the other voters must still make up the quorum of the whole cluster, which
+    stays the same size: a restart is not a removal.
+    """
+    seen = views(members, health)
+    member = _find(seen, target)
+    action = f"restart etcd member {member.label}"
+    summary = summarize(seen)
+    _require_quorum_now(summary, action)
+    if member.is_learner:
+        return
+    left = summary.healthy_voters - (1 if member.healthy else 0)
+    if left < summary.quorum:
+        raise UnsafeOperationError(
+            f"refusing to {action}: while it is down only {left} of {summary.voters} voting members would be "
+            f"healthy, below the quorum of {summary.quorum}"
+        )
+
+
+def check_replace(members: Sequence[MemberLike], health: Mapping[int, bool], failed: Sequence[int]) -> None:
+    """Refuse to replace the `failed` members unless they are all unhealthy and the rest hold quorum.
+
+    A replacement removes the failed member, so the change is committed by the others alone: without
+    a quorum among them nothing can be committed, and the cluster must be restored from a snapshot.
+    """
+    seen = views(members, health)
+    targets = [_find(seen, t) for t in failed]
+    healthy = [m.label for m in targets if m.healthy]
+    if healthy:
+        raise UnsafeOperationError(
+            f"refusing to replace etcd member(s) {', '.join(healthy)}: they are healthy; repair replaces only "
+            "failed members (use scale to remove a healthy one)"
+        )
+    summary = summarize(seen)
+    if not summary.has_quorum:
+        raise UnsafeOperationError(
+            f"refusing to replace etcd member(s) {', '.join(m.label for m in targets)}: the cluster has no quorum "
+            f"({summary.healthy_voters} of {summary.voters} voting members healthy, {summary.quorum} needed), so "
+            "no membership change can be committed; restore the cluster from a snapshot "
+            "(kubectl_state.control_plane.restore)"
+        )

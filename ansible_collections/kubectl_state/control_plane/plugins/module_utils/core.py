@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import traceback
+import warnings
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
 
@@ -75,6 +76,23 @@ def core_errors(module):
         module.fail_json(msg=exc.message, error=type(exc).__name__, exit_status=int(getattr(exc, "exit_status", 1)))
 
 
+@contextlib.contextmanager
+def warnings_to(module):
+    """The core warns through `warnings` (TLS verification turned off, say); Ansible shows
+    only what reaches module.warn, so pass each warning on."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        yield
+    for warning in caught:
+        if not issubclass(warning.category, (DeprecationWarning, PendingDeprecationWarning)):
+            module.warn(str(warning.message))
+    if any(w.category.__name__ == "TlsVerificationOffWarning" for w in caught):
+        # catch_warnings dropped the core's filter for urllib3's per-connection repeats; said once is enough.
+        import urllib3
+
+        warnings.filterwarnings("ignore", category=urllib3.exceptions.InsecureRequestWarning)
+
+
 def etcd_client(module):
     """An EtcdClient from the shared connection options."""
     from kubectl_state.core.etcd.client import EtcdClient
@@ -83,22 +101,24 @@ def etcd_client(module):
     endpoints = [e.strip() for e in params.get("etcd_endpoints") or [] if e and e.strip()]
     if params.get("password") is not None and not params.get("username"):
         module.fail_json(msg="password needs username")
-    return EtcdClient(
-        endpoints or [DEFAULT_ETCD_ENDPOINT],
-        ca_file=params.get("ca_cert"),
-        cert_file=params.get("client_cert"),
-        key_file=params.get("client_key"),
-        username=params.get("username"),
-        password=params.get("password"),
-        verify=params.get("validate_certs", True),
-    )
+    with warnings_to(module):
+        return EtcdClient(
+            endpoints or [DEFAULT_ETCD_ENDPOINT],
+            ca_file=params.get("ca_cert"),
+            cert_file=params.get("client_cert"),
+            key_file=params.get("client_key"),
+            username=params.get("username"),
+            password=params.get("password"),
+            verify=params.get("validate_certs", True),
+        )
 
 
 def kube_client(module, **kwargs):
     """A KubeClient from the kubeconfig options (the client's own defaults when unset)."""
     from kubectl_state.core.kube.client import KubeClient
 
-    return KubeClient.from_kubeconfig(module.params.get("kubeconfig"), module.params.get("context"), **kwargs)
+    with warnings_to(module):
+        return KubeClient.from_kubeconfig(module.params.get("kubeconfig"), module.params.get("context"), **kwargs)
 
 
 # --- etcd members as results ------------------------------------------------------------------

@@ -1,0 +1,258 @@
+#!/usr/bin/python
+# Copyright: kubectl-state developers
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: control_plane_plan
+short_description: The checked step plan of a control-plane lifecycle operation
+version_added: 0.1.0
+description:
+  - Compares the control plane the inventory asks for (O(etcd), O(control_plane), and the hosts being taken
+    out, O(etcd_remove) and O(control_plane_remove)) with what runs now (the etcd member list with each
+    member's health, read through O(etcd_endpoints), and the API endpoint's backend servers, read through
+    HAProxy's runtime API on O(endpoint_socket)) and returns the ordered steps of O(operation).
+  - Every membership change of the plan is checked with the quorum rules of C(kubectl state etcd member)
+    before anything runs. A plan with an unsafe step fails with the reason (and C(exit_status=6)) and
+    plans nothing; the lifecycle playbooks run this module first, so they change nothing either.
+  - Only reads. Run it where HAProxy's socket is (delegate it to the endpoint host).
+author:
+  - kubectl-state developers (@kubectl-state)
+options:
+  operation:
+    description:
+      - The lifecycle operation to plan.
+    type: str
+    required: true
+    choices: [create, scale, repair, upgrade, delete]
+  etcd:
+    description:
+      - The etcd members the inventory wants, in inventory order (the first forms a new cluster).
+    type: list
+    elements: dict
+    required: true
+    suboptions:
+      name:
+        description: The member's name (its C(--name)).
+        type: str
+        required: true
+      peer_url:
+        description: The member's peer URL.
+        type: str
+        required: true
+      client_url:
+        description: The member's client URL.
+        type: str
+  etcd_remove:
+    description:
+      - etcd members to take out of the cluster (for O(operation=scale)).
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      name:
+        description: The member's name.
+        type: str
+        required: true
+      peer_url:
+        description: The member's peer URL.
+        type: str
+        required: true
+      client_url:
+        description: The member's client URL.
+        type: str
+  control_plane:
+    description:
+      - The API server replicas the inventory wants.
+    type: list
+    elements: dict
+    required: true
+    suboptions:
+      name:
+        description: The replica's server name in the endpoint's backend.
+        type: str
+        required: true
+      address:
+        description: The replica's V(HOST:PORT).
+        type: str
+        required: true
+  control_plane_remove:
+    description:
+      - API server replicas to take out of the endpoint and stop.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      name:
+        description: The replica's server name in the endpoint's backend.
+        type: str
+        required: true
+      address:
+        description: The replica's V(HOST:PORT).
+        type: str
+        required: true
+  endpoint:
+    description:
+      - The host that runs the API endpoint (HAProxy).
+    type: str
+    required: true
+  endpoint_socket:
+    description:
+      - HAProxy's runtime API socket on this host. A missing socket means the endpoint is not running.
+    type: str
+  endpoint_backend:
+    description:
+      - The endpoint's backend of API servers.
+    type: str
+    default: kube-apiservers
+  etcd_version:
+    description:
+      - With O(operation=upgrade), the etcd version the members are upgraded to (as their status reports it,
+        V(3.5.21)); members at that version are left alone. Unset, every member is restarted.
+    type: str
+  outdated_apiservers:
+    description:
+      - With O(operation=upgrade) or O(operation=scale), the running API server replicas whose command line
+        changes (a new binary, other etcd servers), to be replaced by surge.
+    type: list
+    elements: str
+    default: []
+extends_documentation_fragment:
+  - kubectl_state.control_plane.connection
+notes:
+  - O(etcd_endpoints) defaults to the client URLs of O(etcd) and O(etcd_remove).
+attributes:
+  check_mode:
+    support: full
+    description: The module only reads; check mode plans the same.
+  diff_mode:
+    support: none
+    description: It changes nothing, so there is no diff.
+"""
+
+EXAMPLES = r"""
+- name: Plan the scale to the inventory
+  kubectl_state.control_plane.control_plane_plan:
+    operation: scale
+    etcd:
+      - {name: etcd-1, peer_url: "https://10.0.0.11:2380", client_url: "https://10.0.0.11:2379"}
+      - {name: etcd-2, peer_url: "https://10.0.0.12:2380", client_url: "https://10.0.0.12:2379"}
+      - {name: etcd-3, peer_url: "https://10.0.0.13:2380", client_url: "https://10.0.0.13:2379"}
+    etcd_remove:
+      - {name: etcd-4, peer_url: "https://10.0.0.14:2380", client_url: "https://10.0.0.14:2379"}
+    control_plane:
+      - {name: cp-1, address: "10.0.0.21:6443"}
+    endpoint: lb-1
+    endpoint_socket: /run/haproxy/admin.sock
+  delegate_to: lb-1
+  register: plan
+
+- name: Show it
+  ansible.builtin.debug:
+    var: plan.plan
+"""
+
+RETURN = r"""
+plan:
+  description: The steps as numbered lines, then notes on what is left alone.
+  returned: success
+  type: list
+  elements: str
+  sample: ["1. add etcd member etcd-4 as a learner (peer https://10.0.0.14:2380)", "2. start etcd member etcd-4"]
+steps:
+  description: The steps, each with C(action), C(host), C(detail) and C(text).
+  returned: success
+  type: list
+  elements: dict
+hosts:
+  description: For each action of the plan, the hosts it applies to in plan order (what playbooks loop over).
+  returned: success
+  type: dict
+  sample: {add_learner: [etcd-4], promote: [etcd-4]}
+bootstrap:
+  description: The host that forms a new etcd cluster, or an empty string when a cluster runs already.
+  returned: success
+  type: str
+members:
+  description:
+    - The etcd members as observed, each with id, name, peer_urls, is_learner, started, healthy, is_leader,
+      version and reason (why it is unhealthy).
+  returned: success
+  type: list
+  elements: dict
+backends:
+  description: The endpoint's backend servers as observed (name to V(HOST:PORT)).
+  returned: success
+  type: dict
+"""
+
+from ansible_collections.kubectl_state.control_plane.plugins.module_utils.core import (
+    core_errors,
+    etcd_client,
+    new_module,
+)
+
+ETCD_HOST = dict(name=dict(type="str", required=True), peer_url=dict(type="str", required=True),
+                 client_url=dict(type="str"))
+API_SERVER = dict(name=dict(type="str", required=True), address=dict(type="str", required=True))
+
+
+def main():
+    module = new_module(
+        dict(
+            operation=dict(type="str", required=True, choices=["create", "scale", "repair", "upgrade", "delete"]),
+            etcd=dict(type="list", elements="dict", required=True, options=ETCD_HOST),
+            etcd_remove=dict(type="list", elements="dict", default=[], options=ETCD_HOST),
+            control_plane=dict(type="list", elements="dict", required=True, options=API_SERVER),
+            control_plane_remove=dict(type="list", elements="dict", default=[], options=API_SERVER),
+            endpoint=dict(type="str", required=True),
+            endpoint_socket=dict(type="str"),
+            endpoint_backend=dict(type="str", default="kube-apiservers"),
+            etcd_version=dict(type="str"),
+            outdated_apiservers=dict(type="list", elements="str", default=[]),
+        ),
+    )
+    from kubectl_state.core.lifecycle.observe import observe
+    from kubectl_state.core.lifecycle.planner import plan
+    from kubectl_state.core.lifecycle.steps import Action
+    from kubectl_state.core.lifecycle.topology import Topology, api_servers, etcd_hosts
+
+    params = module.params
+    with core_errors(module):
+        topology = Topology(
+            etcd=etcd_hosts(params["etcd"], "etcd"),
+            etcd_remove=etcd_hosts(params["etcd_remove"], "etcd_remove"),
+            control_plane=api_servers(params["control_plane"], "control_plane"),
+            control_plane_remove=api_servers(params["control_plane_remove"], "control_plane_remove"),
+            endpoint=params["endpoint"],
+        )
+        if not params["etcd_endpoints"]:
+            params["etcd_endpoints"] = topology.client_urls()
+        with etcd_client(module) as client:
+            observed = observe(client, params["endpoint_socket"] or "", params["endpoint_backend"])
+        options = {}
+        if params["operation"] in ("scale", "upgrade"):
+            options["outdated_apiservers"] = params["outdated_apiservers"]
+        if params["operation"] == "upgrade":
+            options["etcd_version"] = params["etcd_version"]
+        checked = plan(params["operation"], topology, observed, **options)
+    hosts = {}
+    for step in checked.steps:
+        hosts.setdefault(step.action.value, []).append(step.host)
+    module.exit_json(
+        changed=False,
+        plan=checked.lines(),
+        steps=[s.to_dict() for s in checked.steps],
+        notes=list(checked.notes),
+        hosts=hosts,
+        bootstrap=next(iter(checked.hosts(Action.FORM_CLUSTER)), ""),
+        members=[dict(id=f"{m.id:x}", name=m.name, peer_urls=list(m.peer_urls), is_learner=m.is_learner,
+                      started=m.started, healthy=m.healthy, is_leader=m.is_leader, version=m.version,
+                      reason=m.reason) for m in observed.members],
+        backends=dict(observed.backends),
+    )
+
+
+if __name__ == "__main__":
+    main()

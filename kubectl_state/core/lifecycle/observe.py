@@ -1,0 +1,56 @@
+"""What runs now, gathered for the planner: etcd members with their health, the endpoint's backends."""
+
+from __future__ import annotations
+
+import os
+
+from kubectl_state.core.endpoint.haproxy import HAProxyError, RuntimeAPI
+from kubectl_state.core.errors import ConnectionFailed
+from kubectl_state.core.etcd.client import EtcdClient
+from kubectl_state.core.etcd.members import PROBE_TIMEOUT, MemberState, cluster_state
+from kubectl_state.core.lifecycle.topology import Observed, ObservedMember
+
+
+def observed_member(state: MemberState) -> ObservedMember:
+    return ObservedMember(
+        id=state.id,
+        name=state.name,
+        peer_urls=tuple(state.member.peer_urls),
+        is_learner=state.is_learner,
+        started=state.started,
+        healthy=state.healthy,
+        is_leader=state.is_leader,
+        version=state.status.version if state.status else None,
+        reason=state.reason,
+    )
+
+
+def etcd_members(client: EtcdClient, *, timeout: float = PROBE_TIMEOUT) -> tuple[ObservedMember, ...]:
+    """Every member with its health; () when no endpoint answers (there is no cluster yet, or none left)."""
+    try:
+        states = cluster_state(client, timeout=timeout)
+    except ConnectionFailed:
+        return ()
+    return tuple(observed_member(s) for s in states)
+
+
+def endpoint_backends(socket_path: str, backend: str) -> dict[str, str] | None:
+    """The backend's servers (name -> HOST:PORT) through HAProxy's runtime API; None when it is not running.
+
+    A socket file left behind by a stopped HAProxy refuses connections: that is "not running" too.
+    """
+    if not socket_path or not os.path.exists(socket_path):
+        return None
+    try:
+        servers = RuntimeAPI(socket_path, timeout=5.0).servers(backend)
+    except ConnectionFailed:
+        return None
+    except HAProxyError:
+        # It answers but has no such backend: running, with no servers.
+        return {}
+    return {s.name: s.address for s in servers}
+
+
+def observe(client: EtcdClient, socket_path: str, backend: str) -> Observed:
+    backends = endpoint_backends(socket_path, backend)
+    return Observed(members=etcd_members(client), backends=backends or {}, endpoint_running=backends is not None)
