@@ -7,16 +7,19 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 # Debian packages the tests use: etcd 3.4 (old side of upgrades), HAProxy (the API endpoint),
-# sshd and iproute2 (multi-host tests in network namespaces).
-SYSTEM_PACKAGES := etcd-server haproxy openssh-server iproute2
+# sshd and iproute2 (multi-host tests in network namespaces); binutils (objdump), which
+# PyInstaller uses to find the shared libraries it bundles into the krew executable; cron,
+# where the backup playbook installs its schedule on hosts without systemd.
+SYSTEM_PACKAGES := etcd-server haproxy openssh-server iproute2 binutils cron
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: help venv sysdeps test lint typecheck imports ansible-sanity pytest demo bench clean
+.PHONY: help venv sysdeps test lint typecheck imports ansible-sanity pytest demo bench dist clean
 
 help:
 	@echo "make demo   run a local control plane, then backup, restore and migration"
 	@echo "make test   lint, type-check, check import layers and run the test suite"
 	@echo "make bench  run the benchmarks under bench/ and print a table of ratios"
+	@echo "make dist   build the sdist, wheel, Ansible collection and krew archive into dist/"
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,11 +37,11 @@ sysdeps:
 	if [ -n "$$missing" ]; then \
 	  echo "installing system packages:$$missing"; \
 	  export DEBIAN_FRONTEND=noninteractive; \
-	  $(SUDO) apt-get install -y -q $$missing || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q $$missing; }; \
+	  $(SUDO) apt-get install -y -q --no-install-recommends $$missing || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q --no-install-recommends $$missing; }; \
 	fi
 
 lint: venv
-	$(BIN)/ruff check kubectl_state tests bench ansible_collections
+	$(BIN)/ruff check kubectl_state tests bench packaging ansible_collections
 
 typecheck: venv
 	$(BIN)/mypy kubectl_state
@@ -57,13 +60,44 @@ ansible-sanity: venv
 	$(BIN)/python ansible_collections/kubectl_state/control_plane/tests/sanity/bootstrap_pip.py --install >/dev/null
 	cd ansible_collections/kubectl_state/control_plane && $(CURDIR)/$(BIN)/ansible-test sanity --python 3.11
 
-test: venv sysdeps lint typecheck imports ansible-sanity pytest
+# The molecule scenarios (molecule/): the collection's playbooks on network-namespace hosts over
+# SSH, from the repository root with the venv first on PATH. Each scenario's destroy removes its
+# hosts and everything they ran, and molecule's own work directory goes with `molecule reset`.
+MOLECULE_SCENARIOS := default lifecycle
+molecule: venv sysdeps
+	@for s in $(MOLECULE_SCENARIOS); do \
+	  echo "molecule test --scenario-name $$s"; \
+	  (cd $(CURDIR) && PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/molecule test --scenario-name $$s); rc=$$?; \
+	  (cd $(CURDIR) && PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/molecule reset --scenario-name $$s) >/dev/null 2>&1; \
+	  [ $$rc -eq 0 ] || exit $$rc; \
+	done
+
+test: venv sysdeps lint typecheck imports ansible-sanity pytest molecule
 
 demo: venv sysdeps
 	$(BIN)/python -m tests.demo
 
 bench: venv sysdeps
 	$(BIN)/python -m bench
+
+# The archive fuzz properties of tests/hostile for thousands of examples each (`make test`
+# runs them bounded); any crash other than the project's own errors fails the run.
+.PHONY: fuzz
+fuzz: venv
+	KUBECTL_STATE_FUZZ=long $(BIN)/pytest tests/hostile/test_fuzz.py -p no:cacheprovider --timeout 14400
+
+# The release artifacts, all in dist/: the sdist and wheel; the collection tarball; and the krew
+# archive for linux/amd64 (a PyInstaller one-folder build plus LICENSE, see packaging/), whose
+# sha256 is written into krew-manifest.yaml (and dist/state.yaml, the copy for krew's index).
+# The `test` extra brings PyInstaller and build (the `dist` extra has them alone).
+COLLECTION := ansible_collections/kubectl_state/control_plane
+
+dist: venv sysdeps
+	rm -rf dist
+	$(BIN)/pyproject-build --outdir dist .
+	$(BIN)/ansible-galaxy collection build --force --output-path dist $(COLLECTION)
+	$(BIN)/python packaging/build_krew.py --dist dist --work build/krew --update-manifest
+	@ls -l dist
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

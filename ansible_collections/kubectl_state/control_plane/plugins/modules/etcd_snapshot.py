@@ -44,6 +44,39 @@ options:
       - With V(saved), keep only the newest O(keep) snapshots in the directory of O(path), the new one included.
         Only snapshots saved by kubectl-state (with their metadata file) are counted or deleted.
     type: int
+  exponential:
+    description:
+      - With V(saved), thin the snapshots of the directory of O(path) out by age, as etcd-backup-restore's
+        C(Exponential) garbage-collection policy does; V({}) gives its periods. The newest snapshot always stays.
+        Hours, days and weeks are UTC calendar periods. With O(keep) too, O(keep) caps what this keeps.
+      - Only snapshots saved by kubectl-state are counted or deleted; their time is the one in their metadata.
+    type: dict
+    suboptions:
+      all_hours:
+        description: Keep every snapshot younger than this many hours.
+        type: int
+        default: 1
+      hourly_hours:
+        description: Then the newest snapshot of each hour, for snapshots younger than this many hours.
+        type: int
+        default: 24
+      daily_days:
+        description: Then the newest of each day, for snapshots younger than this many days.
+        type: int
+        default: 7
+      weekly_weeks:
+        description: Then the newest of each week (weeks start on Monday), younger than this many weeks; older go.
+        type: int
+        default: 4
+  companions:
+    description:
+      - With V(saved), other files of one backup that retention deletes along with its snapshot, given as the
+        end of their names; a companion is named like the snapshot up to the snapshot name's first dot.
+        For C(kubectl-state-20250101T000000Z.etcd.db) and V(.state.tar.gz) that is
+        C(kubectl-state-20250101T000000Z.state.tar.gz), the API export taken with it.
+    type: list
+    elements: str
+    default: []
   name:
     description:
       - With V(restored), the member's name (its C(--name)). Required for V(restored).
@@ -108,6 +141,13 @@ EXAMPLES = r"""
     client_cert: /etc/etcd/pki/client.crt
     client_key: /etc/etcd/pki/client.key
 
+- name: Nightly backup thinned out by age (every one of the last hour, then hourly, daily, weekly)
+  kubectl_state.control_plane.etcd_snapshot:
+    path: "/var/backups/etcd/kubectl-state-{{ now(utc=true, fmt='%Y%m%dT%H%M%SZ') }}.etcd.db"
+    exponential: {daily_days: 14}
+    companions: [.state.tar.gz]
+    etcd_endpoints: [http://10.0.0.11:2379, http://10.0.0.12:2379, http://10.0.0.13:2379]
+
 - name: Prepare this member's data dir from the backup (etcd stopped)
   kubectl_state.control_plane.etcd_snapshot:
     state: restored
@@ -130,7 +170,7 @@ endpoint:
   returned: when state is saved and a snapshot was, or would be, taken
   type: str
 pruned:
-  description: Snapshots deleted (or, in check mode, that would be deleted) by O(keep).
+  description: Snapshots deleted (or, in check mode, that would be deleted) by O(keep) and O(exponential).
   returned: when state is saved
   type: list
   elements: str
@@ -161,6 +201,23 @@ def listing(paths):
     return "".join(f"{os.path.basename(p)}\n" for p in paths)
 
 
+def to_prune(directory, keep, exponential, extra):
+    """Snapshot paths (str) that retention deletes: the count and the age policy together."""
+    from kubectl_state.core.etcd.retention import ExponentialPolicy, snapshots_to_prune
+
+    policy = ExponentialPolicy(**exponential) if exponential is not None else None
+    return [str(path) for path in snapshots_to_prune(directory, keep, extra=extra, policy=policy)]
+
+
+def prune(paths, companion_suffixes):
+    """Delete snapshots with their metadata and companion files."""
+    from pathlib import Path
+
+    from kubectl_state.core.etcd.retention import prune_snapshots
+
+    prune_snapshots([Path(path) for path in paths], companion_suffixes)
+
+
 def save(module):
     from kubectl_state.core.etcd.snapshot import check_integrity, choose_members, save_snapshot
 
@@ -187,14 +244,14 @@ def save(module):
                 info = save_snapshot(client, path)
                 result["snapshot"] = info.to_dict()
                 result["endpoint"] = info.endpoint
-    if p["keep"] is not None:
+    if p["keep"] is not None or p["exponential"] is not None:
         extra = os.path.abspath(path) if module.check_mode and take else None
-        victims = snapshots.to_prune(directory, p["keep"], extra=extra)
+        victims = to_prune(directory, p["keep"], p["exponential"], extra)
         result["pruned"] = victims
         if victims:
             result["changed"] = True
             if not module.check_mode:
-                snapshots.prune(victims)
+                prune(victims, p["companions"])
     if module._diff:
         after = snapshots.snapshots_in(directory)
         if module.check_mode:
@@ -256,6 +313,13 @@ def main():
             path=dict(type="path", required=True),
             force=dict(type="bool", default=False),
             keep=dict(type="int"),
+            exponential=dict(type="dict", options=dict(
+                all_hours=dict(type="int", default=1),
+                hourly_hours=dict(type="int", default=24),
+                daily_days=dict(type="int", default=7),
+                weekly_weeks=dict(type="int", default=4),
+            )),
+            companions=dict(type="list", elements="str", default=[]),
             name=dict(type="str"),
             data_dir=dict(type="path"),
             initial_cluster=dict(type="str"),
