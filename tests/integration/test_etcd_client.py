@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from kubectl_state.core.errors import ConnectionFailed, EtcdError, InvalidInputError
+from kubectl_state.core.errors import ConnectionFailed, EtcdError, InvalidInputError, TlsVerificationOffWarning
 from kubectl_state.core.etcd.client import (
     CompactedError,
     Compare,
@@ -561,7 +561,9 @@ def test_tls_client_without_client_certificate_is_rejected(tls_cluster: EtcdClus
 
 
 def test_tls_verify_false_skips_server_verification_only_when_asked(tls_cluster: EtcdCluster) -> None:
-    with pytest.warns(Warning, match="Unverified HTTPS"), _tls_client(tls_cluster, ca_file=None, verify=False) as c:
+    # One warning of our own that says verification is off, instead of urllib3's per connection.
+    with pytest.warns(TlsVerificationOffWarning, match="TLS verification is off"), \
+            _tls_client(tls_cluster, ca_file=None, verify=False) as c:
         c.put(b"/tls", b"x")
         # grpcio cannot skip certificate checks: the snapshot goes through the gateway instead.
         blob = b"".join(c.snapshot_stream(tls_cluster.endpoints[0]))
