@@ -56,7 +56,9 @@ class BadToken(Exception):
     """etcd refused the auth token (expired or revoked): authenticate again and retry once."""
 
 
-def _varint(data: bytes, pos: int) -> tuple[int, int]:
+def read_varint(data: bytes, pos: int) -> tuple[int, int]:
+    """(value, next position) of the protobuf varint at `pos`. IndexError when the data ends
+    inside it, ValueError when it is longer than 64 bits."""
     result = shift = 0
     while True:
         byte = data[pos]
@@ -75,14 +77,14 @@ def decode_response(data: bytes) -> tuple[bytes, int]:
     remaining = 0
     pos, end = 0, len(data)
     while pos < end:
-        tag, pos = _varint(data, pos)
+        tag, pos = read_varint(data, pos)
         number, wire = tag >> 3, tag & 7
         if wire == 0:
-            value, pos = _varint(data, pos)
+            value, pos = read_varint(data, pos)
             if number == 2:
                 remaining = value
         elif wire == 2:
-            length, pos = _varint(data, pos)
+            length, pos = read_varint(data, pos)
             if number == 3:
                 blob = data[pos:pos + length]
             pos += length

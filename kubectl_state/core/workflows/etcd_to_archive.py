@@ -26,6 +26,7 @@ from typing import Any, Final
 from kubectl_state.core.archive.writer import ArchiveWriter, ObjectSink
 from kubectl_state.core.errors import UsageError
 from kubectl_state.core.etcd.client import EtcdClient
+from kubectl_state.core.etcd.grpc_snapshot import read_varint
 from kubectl_state.core.transform.clean import clean_object
 from kubectl_state.core.transform.skip import (
     is_included,
@@ -292,40 +293,29 @@ class _Converter:
             self.add(key, obj, crd_group, version, "customresourcedefinitions", str(obj["kind"]), None, scoped=False)
 
 
-def _varint(data: bytes, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        byte = data[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if byte < 0x80 or shift > 56:
-            return result, pos
-        shift += 7
-
-
 def protobuf_api_version(value: bytes) -> str | None:
     """The apiVersion in a protobuf value's envelope (runtime.Unknown: typeMeta = 1 {apiVersion = 1}),
     or None when it cannot be read. Only the envelope: the object itself stays opaque."""
     data, pos = value[len(PROTOBUF_MAGIC):], 0
     try:
         while pos < len(data):
-            tag, pos = _varint(data, pos)
+            tag, pos = read_varint(data, pos)
             if tag & 7 != 2:
                 return None  # Unknown has only length-delimited fields
-            length, pos = _varint(data, pos)
+            length, pos = read_varint(data, pos)
             if tag >> 3 == 1:
                 meta, inner = data[pos:pos + length], 0
                 while inner < len(meta):
-                    meta_tag, inner = _varint(meta, inner)
+                    meta_tag, inner = read_varint(meta, inner)
                     if meta_tag & 7 != 2:
                         return None
-                    size, inner = _varint(meta, inner)
+                    size, inner = read_varint(meta, inner)
                     if meta_tag >> 3 == 1:
                         return meta[inner:inner + size].decode("utf-8")
                     inner += size
                 return None
             pos += length
-    except (IndexError, UnicodeDecodeError):
+    except (IndexError, ValueError):  # truncated, an overlong varint, or not UTF-8
         return None
     return None
 
