@@ -34,7 +34,6 @@ import signal
 import sys
 import sysconfig
 import tempfile
-import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -48,6 +47,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # run as a script (raw-lists): make `bench`, `tests` importable
 
 from bench.harness import Case  # noqa: E402
+from bench.rawclient import RawClient  # noqa: E402
 
 QUICK_SIZES = (2_000,)
 FULL_SIZES = (10_000, 100_000)
@@ -277,38 +277,7 @@ def cases(stack: ExitStack, workdir: Path, quick: bool) -> list[Case]:
 # --- raw-lists: the floor ----------------------------------------------------------------------
 
 
-class _RawClient:
-    """The kubeconfig's server, CA and token, and one requests.Session per thread."""
-
-    def __init__(self, kubeconfig: str, workdir: Path) -> None:
-        import yaml
-
-        config = yaml.safe_load(Path(kubeconfig).read_text())
-        cluster = config["clusters"][0]["cluster"]
-        self.server = str(cluster["server"]).rstrip("/")
-        self.verify: bool | str = True
-        if cluster.get("certificate-authority-data"):
-            ca = workdir / "ca.crt"
-            ca.write_bytes(base64.b64decode(cluster["certificate-authority-data"]))
-            self.verify = str(ca)
-        token = (config["users"][0].get("user") or {}).get("token")
-        self.headers = {"Accept": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
-        self._local = threading.local()
-
-    def get(self, path: str, params: dict[str, str | int] | None = None) -> Any:
-        import requests
-
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = self._local.session = requests.Session()
-            session.trust_env = False
-        response = session.get(self.server + path, params=params, headers=self.headers, verify=self.verify,
-                               timeout=120)
-        response.raise_for_status()
-        return response.json()
-
-
-def _collections(client: _RawClient, concurrency: int) -> list[str]:
+def _collections(client: RawClient, concurrency: int) -> list[str]:
     """The collection paths the export lists: every group version's discovery document is
     read (as the export does), the preferred versions' listable resources are kept, minus
     what the export's skip table leaves out."""
@@ -332,7 +301,7 @@ def _collections(client: _RawClient, concurrency: int) -> list[str]:
     return paths
 
 
-def _read_collection(client: _RawClient, path: str, page_size: int) -> tuple[int, int]:
+def _read_collection(client: RawClient, path: str, page_size: int) -> tuple[int, int]:
     """(objects, pages) of one paged list, each page dropped once its token is known."""
     params: dict[str, str | int] = {"limit": page_size}
     objects = pages = 0
@@ -348,7 +317,7 @@ def _read_collection(client: _RawClient, path: str, page_size: int) -> tuple[int
 
 def raw_lists(kubeconfig: str, concurrency: int, page_size: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-raw-lists-") as tmp:
-        client = _RawClient(kubeconfig, Path(tmp))
+        client = RawClient(kubeconfig, Path(tmp))
         paths = _collections(client, concurrency)
         with ThreadPoolExecutor(concurrency) as pool:
             counts = list(pool.map(lambda path: _read_collection(client, path, page_size), paths))

@@ -36,7 +36,6 @@ import random
 import sys
 import sysconfig
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -51,6 +50,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # run as a script: make `bench`, `tests`, `kubectl_state` importable
 
 from bench.harness import Case  # noqa: E402
+from bench.rawclient import RawClient  # noqa: E402
 
 QUICK_SIZE = 1_000
 FULL_SIZE = 10_000
@@ -180,40 +180,6 @@ def kubectl_apply_script(kubectl: str, tree: Path, kubeconfig: str) -> list[str]
 # --- raw-posts: the floor ----------------------------------------------------------------------
 
 
-class _RawClient:
-    """The kubeconfig's server, CA and token, and one requests.Session per thread."""
-
-    def __init__(self, kubeconfig: str, workdir: Path) -> None:
-        import yaml
-
-        config = yaml.safe_load(Path(kubeconfig).read_text())
-        cluster = config["clusters"][0]["cluster"]
-        self.server = str(cluster["server"]).rstrip("/")
-        self.verify: bool | str = True
-        if cluster.get("certificate-authority-data"):
-            ca = workdir / "ca.crt"
-            ca.write_bytes(base64.b64decode(cluster["certificate-authority-data"]))
-            self.verify = str(ca)
-        token = (config["users"][0].get("user") or {}).get("token")
-        self.headers = {"Accept": "application/json", "Content-Type": "application/json",
-                        **({"Authorization": f"Bearer {token}"} if token else {})}
-        self._local = threading.local()
-
-    def request(self, method: str, path: str, body: Any = None) -> Any:
-        import requests
-
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = self._local.session = requests.Session()
-            session.trust_env = False
-        data = json.dumps(body).encode() if body is not None else None
-        response = session.request(method, self.server + path, data=data, headers=self.headers,
-                                   verify=self.verify, timeout=120)
-        if response.status_code >= 300:
-            raise RuntimeError(f"{method} {path}: {response.status_code} {response.text[:300]}")
-        return response.json()
-
-
 def _collection(item: Item) -> str:
     base = f"/apis/{item.group}/{item.version}" if item.group else f"/api/{item.version}"
     namespace = item.obj["metadata"].get("namespace")
@@ -245,7 +211,7 @@ def raw_posts(archive: Path, kubeconfig: str, concurrency: int) -> dict[str, Any
     new_uids: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="bench-raw-posts-") as tmp, \
             ThreadPoolExecutor(concurrency) as pool:
-        client = _RawClient(kubeconfig, Path(tmp))
+        client = RawClient(kubeconfig, Path(tmp))
 
         def post(item: Item) -> None:
             body = item.obj
@@ -263,7 +229,7 @@ def raw_posts(archive: Path, kubeconfig: str, concurrency: int) -> dict[str, Any
     return {"objects": len(items)}
 
 
-def _wait_established(client: _RawClient) -> None:
+def _wait_established(client: RawClient) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         crd = client.request("GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{CRD_NAME}")
