@@ -48,8 +48,8 @@ def test_removing_a_member_while_another_is_cut_off_is_refused(lab: HostLab, tmp
     endpoints = [f"http://{lab.host(h).address}:2379" for h in GROUPS["etcd"]]
     reachable = [endpoints[0], endpoints[2]]
     with EtcdClient(endpoints) as etcd:
-        before = sorted((m.id, m.name) for m in etcd.member_list())
-    assert [name for _, name in before] == ["h1", "h2", "h3"]
+        before = sorted((m.name, m.id) for m in etcd.member_list())
+    assert [name for name, _ in before] == ["h1", "h2", "h3"]
 
     lab.host("h2").run("ip", "link", "set", "eth0", "down")
     try:
@@ -66,5 +66,5 @@ def test_removing_a_member_while_another_is_cut_off_is_refused(lab: HostLab, tmp
     assert "h3" in result["msg"], result["msg"]
     assert "Traceback" not in run.output
     with EtcdClient(reachable) as etcd:
-        assert sorted((m.id, m.name) for m in etcd.member_list()) == before
+        assert sorted((m.name, m.id) for m in etcd.member_list()) == before
     assert any("etcd" in cmd for cmd in lab.processes()["h3"]), "h3's etcd should still run"

@@ -115,7 +115,8 @@ def test_remove_from_two_member_cluster_with_one_down_is_refused_and_nothing_rem
     before = ids(cluster.endpoints)
     cluster.stop_member("m2")
     for target in ("m1", "m2"):
-        code, out, err = cli("member", "remove", target, "--endpoints", cluster.endpoints[0], "--command-timeout", "3")
+        code, out, err = cli("member", "remove", target, "--endpoints", cluster.endpoints[0], "--command-timeout", "3",
+                             "--settle", "2")
         assert code == 6, err
         assert out == ""
         assert "refusing to remove etcd member" in err and "quorum" in err
@@ -129,14 +130,49 @@ def test_remove_of_healthy_member_while_another_is_down_is_refused_but_the_dead_
     cluster = etcd_cluster_factory(members=3)
     cluster.stop_member("m3")
     live = ",".join(cluster.endpoints[:2])
-    code, _, err = cli("member", "remove", "m1", "--endpoints", live)
+    code, _, err = cli("member", "remove", "m1", "--endpoints", live, "--settle", "2")
     assert code == 6
     assert "only 1 healthy" in err and "m3" in err
+    assert "waiting for etcd member(s) m3" in err
     # Repairing is removing the dead member first: 2 healthy of 2 left.
     m3 = ids(cluster.endpoints[:2])["m3"]
     code, _, err = cli("member", "remove", f"{m3:x}", "--endpoints", live)
     assert code == 0, err
     assert set(ids(cluster.endpoints[:2])) == {"m1", "m2"}
+
+
+def test_remove_refused_only_for_a_member_briefly_down_goes_ahead_once_it_answers_again(
+    etcd_cluster_factory: EtcdClusterFactory,
+) -> None:
+    # After a membership change the other members can fail /health for a moment; a removal
+    # checked in that moment waits (--settle) instead of failing the whole scale.
+    cluster = etcd_cluster_factory(members=3)
+    cluster.stop_member("m3")
+    back = threading.Timer(3.0, lambda: cluster.start_member("m3"))
+    back.start()
+    try:
+        started = time.monotonic()
+        code, out, err = cli("member", "remove", "m1", "--endpoints", ",".join(cluster.endpoints[1:]),
+                             "--settle", "60")
+    finally:
+        back.join()
+    assert code == 0, err
+    assert "waiting for etcd member(s) m3" in err
+    assert time.monotonic() - started >= 3.0
+    assert "removed" in out
+    assert set(ids(cluster.endpoints[1:])) == {"m2", "m3"}
+
+
+def test_remove_that_no_health_can_make_safe_is_refused_without_waiting(
+    etcd_cluster_factory: EtcdClusterFactory,
+) -> None:
+    cluster = etcd_cluster_factory(members=1)
+    started = time.monotonic()
+    code, _, err = cli("member", "remove", "m1", "--endpoints", cluster.endpoints[0], "--settle", "60")
+    assert code == 6
+    assert "last voting member" in err
+    assert "waiting" not in err
+    assert time.monotonic() - started < 30
 
 
 def test_remove_from_cluster_without_quorum_is_refused_even_for_a_dead_member(
@@ -146,7 +182,8 @@ def test_remove_from_cluster_without_quorum_is_refused_even_for_a_dead_member(
     before = ids(cluster.endpoints)
     cluster.stop_member("m2")
     cluster.stop_member("m3")
-    code, _, err = cli("member", "remove", "m3", "--endpoints", cluster.endpoints[0], "--command-timeout", "3")
+    code, _, err = cli("member", "remove", "m3", "--endpoints", cluster.endpoints[0], "--command-timeout", "3",
+                       "--settle", "2")
     assert code == 6
     assert "no quorum" in err and "0 of 3" in err
     with EtcdClient(cluster.endpoints[:1]) as c:

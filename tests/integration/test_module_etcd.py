@@ -106,7 +106,7 @@ def test_removing_a_member_with_another_down_fails_with_the_quorum_reason(
     live = cluster.endpoints[:2]
     for check in (True, False):
         run = playbook(tmp_path, [{"kubectl_state.control_plane.etcd_member": {
-            "name": "m1", "state": "absent", "etcd_endpoints": live}}], check=check)
+            "name": "m1", "state": "absent", "etcd_endpoints": live, "settle_timeout": 2}}], check=check)
         assert not run.ok
         result = task_result(run)
         assert result["failed"] is True

@@ -31,6 +31,9 @@ def register(sub: Any, parents: list[argparse.ArgumentParser], leaf: list[argpar
     p.add_argument("name", help="the new member's name (its --name)")
     p.add_argument("--peer-urls", required=True, metavar="URLS", help="comma-separated peer URLs of the new member")
     p.add_argument("--voter", action="store_true", help="add it as a voting member straight away")
+    p.add_argument("--settle", type=float, default=20.0, metavar="SECONDS",
+                   help="when members do not answer as healthy, re-check for this long before refusing "
+                        "(right after a membership change they often need a moment; default: 20, 0: refuse at once)")
     p.add_argument("--force", action="store_true", help="skip the quorum safety check")
     p.set_defaults(run=run_member_add)
 
@@ -51,6 +54,9 @@ def register(sub: Any, parents: list[argparse.ArgumentParser], leaf: list[argpar
             "kubectl state etcd member remove etcd-3"),
     )
     p.add_argument("member", help="name or hex ID of the member")
+    p.add_argument("--settle", type=float, default=20.0, metavar="SECONDS",
+                   help="when members do not answer as healthy, re-check for this long before refusing "
+                        "(right after a membership change they often need a moment; default: 20, 0: refuse at once)")
     p.add_argument("--force", action="store_true", help="remove even though the quorum check refuses")
     p.set_defaults(run=run_member_remove)
 
@@ -126,7 +132,7 @@ def run_member_add(args: argparse.Namespace, env: Environment) -> int:
         raise UsageError("--peer-urls needs at least one URL")
     with make_client(args, env) as client:
         added = add_member(client, args.name, peer_urls, learner=not args.voter, force=args.force,
-                           on_wait=_say_once(env))
+                           settle=args.settle, on_wait=_say_once(env))
     data = {
         "id": f"{added.member.id:x}",
         "name": added.name,
@@ -178,7 +184,8 @@ def run_member_remove(args: argparse.Namespace, env: Environment) -> int:
 
     with make_client(args, env) as client:
         target = resolve(client.member_list(), args.member)
-        removed = remove_member(client, target.id, force=args.force)
+        removed = remove_member(client, target.id, force=args.force, settle=args.settle,
+                                on_wait=_say_once(env))
     emit(args, env, {"id": f"{removed.id:x}", "name": removed.name, "removed": True},
          lambda: env.stdout.write(f"Member {removed.id:x} ({removed.name or 'unstarted'}) removed.\n"))
     return ExitStatus.OK

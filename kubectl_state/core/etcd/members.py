@@ -13,13 +13,26 @@ import contextlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
-from kubectl_state.core.errors import ConnectionFailed, EtcdError, InvalidInputError, OperationTimeout
+from kubectl_state.core.errors import (
+    ConnectionFailed,
+    EtcdError,
+    InvalidInputError,
+    OperationTimeout,
+    UnsafeOperationError,
+)
 from kubectl_state.core.etcd import quorum
 from kubectl_state.core.etcd.client import EndpointStatus, EtcdClient, Member
 
 #: Seconds a health probe may take before the member counts as unhealthy.
 PROBE_TIMEOUT = 3.0
+
+#: Seconds a membership change waits for the members to look healthy again before it is refused.
+#: Right after a member joins, is promoted or leaves, or leadership moves, /health answers false
+#: for a moment on members that are fine; a change checked in that moment would be refused for
+#: nothing. Only a refusal that health alone causes is waited out (see _when_settled).
+SETTLE_TIMEOUT = 20.0
 
 #: etcd's refusal to promote a learner that has not caught up (etcdserver.ErrLearnerNotReady).
 LEARNER_NOT_READY = "can only promote a learner member which is in sync with leader"
@@ -118,6 +131,36 @@ def health_map(states: Sequence[MemberState]) -> dict[int, bool]:
     return {s.id: s.healthy for s in states}
 
 
+def _when_settled(
+    client: EtcdClient,
+    check: Callable[[Sequence[MemberState], dict[int, bool]], None],
+    *,
+    settle: float,
+    timeout: float = PROBE_TIMEOUT,
+    on_wait: Callable[[str], None] | None = None,
+) -> list[MemberState]:
+    """The cluster's state once `check` (a quorum rule) passes on it, re-probed for up to `settle` seconds.
+
+    A refusal that would stand even with every member healthy (removing the last voter, say)
+    is raised at once: waiting cannot change it. A refusal caused by members that do not answer
+    /health is retried, and raised as it is if they are still not healthy after `settle`.
+    """
+    deadline = time.monotonic() + settle
+    while True:
+        states = cluster_state(client, timeout=timeout)
+        try:
+            check(states, health_map(states))
+            return states
+        except UnsafeOperationError as refused:
+            check(states, {s.id: True for s in states})
+            if time.monotonic() >= deadline:
+                raise refused from None
+            if on_wait is not None:
+                down = ", ".join(f"{s.name or 'unstarted'} ({s.reason})" for s in states if not s.healthy)
+                on_wait(f"waiting for etcd member(s) {down} to answer as healthy")
+            time.sleep(1.0)
+
+
 def resolve(members: Sequence[Member], ident: str) -> Member:
     """A member by name, by hex ID (as etcdctl prints it) or by decimal ID."""
     ident = ident.strip()
@@ -154,6 +197,7 @@ def add_member(
     force: bool = False,
     timeout: float = PROBE_TIMEOUT,
     wait: float = 15.0,
+    settle: float = SETTLE_TIMEOUT,
     on_wait: Callable[[str], None] | None = None,
 ) -> AddedMember:
     """Add a member (a learner unless `learner` is False) after checking that it keeps quorum.
@@ -166,23 +210,39 @@ def add_member(
         raise InvalidInputError("the new etcd member needs a name (its --name when it starts)")
     if isinstance(peer_urls, str) or not peer_urls:
         raise InvalidInputError("the new etcd member needs at least one peer URL")
-    states = cluster_state(client, timeout=timeout)
-    if not force:
-        quorum.check_add(states, health_map(states), learner=learner)
+    if force:
+        states = cluster_state(client, timeout=timeout)
+    else:
+        states = _when_settled(client, lambda ss, health: quorum.check_add(ss, health, learner=learner),
+                               settle=settle, timeout=timeout, on_wait=on_wait)
+    member = _while_etcd_says_unhealthy(lambda: client.member_add(list(peer_urls), learner=learner),
+                                        wait=wait, on_wait=on_wait)
+    return AddedMember(member=member, name=name,
+                       initial_cluster=initial_cluster_for([s.member for s in states], name, peer_urls))
+
+
+_T = TypeVar("_T")
+
+
+def _while_etcd_says_unhealthy(change: Callable[[], _T], *, wait: float,
+                               on_wait: Callable[[str], None] | None) -> _T:
+    """`change` (a membership change), retried for up to `wait` seconds while etcd answers "unhealthy cluster".
+
+    etcd refuses to add or remove a voting member until its leader has heard from the voting
+    members for the last 5 seconds, which a cluster that has just started, restarted a member
+    or changed its membership has not.
+    """
     deadline = time.monotonic() + wait
     while True:
         try:
-            member = client.member_add(list(peer_urls), learner=learner)
-            break
+            return change()
         except EtcdError as exc:
             if CLUSTER_UNHEALTHY not in exc.message or time.monotonic() >= deadline:
                 raise
             if on_wait is not None:
-                on_wait("etcd refuses new members until its leader has heard from every voting member for "
+                on_wait("etcd refuses membership changes until its leader has heard from the voting members for "
                         "5 seconds; waiting")
             time.sleep(0.5)
-    return AddedMember(member=member, name=name,
-                       initial_cluster=initial_cluster_for([s.member for s in states], name, peer_urls))
 
 
 def initial_cluster_for(members: Sequence[Member], name: str, peer_urls: Sequence[str]) -> str:
@@ -217,13 +277,19 @@ def promote_member(
     indexes) until the learner is in sync or `timeout` runs out (OperationTimeout).
     """
     deadline = time.monotonic() + timeout
-    states = cluster_state(client)
+    if force:
+        states = cluster_state(client)
+    else:
+        # A learner started a moment ago may not answer yet: waited out like any health refusal.
+        states = _when_settled(
+            client,
+            lambda ss, health: quorum.check_promote(ss, health, member_id) if any(s.id == member_id for s in ss)
+            else None,
+            settle=min(timeout, SETTLE_TIMEOUT), on_wait=on_wait)
     target = next((s for s in states if s.id == member_id), None)
     if target is None:
         raise InvalidInputError(f"no etcd member has ID {member_id:x}")
-    if not force:
-        quorum.check_promote(states, health_map(states), member_id)
-    elif not target.is_learner:
+    if force and not target.is_learner:
         raise InvalidInputError(f"etcd member {target.name or member_id} ({member_id:x}) is already a voting member")
     while True:
         try:
@@ -247,6 +313,12 @@ def promote_member(
     return promoted
 
 
+def _check_remove_known(states: Sequence[MemberState], health: dict[int, bool], member_id: int) -> None:
+    """quorum.check_remove, for a member that exists (a missing one is InvalidInputError, raised by the caller)."""
+    if any(s.id == member_id for s in states):
+        quorum.check_remove(states, health, member_id)
+
+
 def _catch_up(client: EtcdClient, states: Sequence[MemberState], target: MemberState) -> str:
     """" (applied index A of the leader's L)" when both answer, else ""."""
     leader = next((s for s in states if s.is_leader and s.endpoint), None)
@@ -260,23 +332,36 @@ def _catch_up(client: EtcdClient, states: Sequence[MemberState], target: MemberS
     return f" (raft applied index {mine.raft_applied_index} of the leader's {theirs.raft_index})"
 
 
-def remove_member(client: EtcdClient, member_id: int, *, force: bool = False) -> MemberState:
+def remove_member(
+    client: EtcdClient,
+    member_id: int,
+    *,
+    force: bool = False,
+    settle: float = SETTLE_TIMEOUT,
+    wait: float = 15.0,
+    on_wait: Callable[[str], None] | None = None,
+) -> MemberState:
     """Remove a member after checking that the rest keeps quorum; returns what it was.
 
-    A leader is asked to hand over leadership first: a removal proposed while the leader
-    removes itself tends to time out even though it applied.
+    A refusal because some member does not answer as healthy is re-checked for up to `settle`
+    seconds (a member removed just before leaves the others briefly unhealthy), and etcd's own
+    "unhealthy cluster" refusal for up to `wait` seconds, as for add_member. A leader is
+    asked to hand over leadership first: a removal proposed while the leader removes itself
+    tends to time out even though it applied.
     """
-    states = cluster_state(client)
+    if force:
+        states = cluster_state(client)
+    else:
+        states = _when_settled(client, lambda ss, health: _check_remove_known(ss, health, member_id),
+                               settle=settle, on_wait=on_wait)
     target = next((s for s in states if s.id == member_id), None)
     if target is None:
         raise InvalidInputError(f"no etcd member has ID {member_id:x}")
-    if not force:
-        quorum.check_remove(states, health_map(states), member_id)
     if target.is_leader:
         heir = next((s for s in states if s.id != member_id and s.healthy and not s.is_learner), None)
         if heir is not None:
             # Only a courtesy: the removal below still works, just less smoothly.
             with contextlib.suppress(EtcdError, ConnectionFailed):
                 client.move_leader(heir.id)
-    client.member_remove(member_id)
+    _while_etcd_says_unhealthy(lambda: client.member_remove(member_id), wait=wait, on_wait=on_wait)
     return target

@@ -61,6 +61,13 @@ options:
       - Seconds to wait for a learner to catch up with the leader before giving up on promoting it.
     type: float
     default: 60.0
+  settle_timeout:
+    description:
+      - When the check refuses only because some member does not answer as healthy, re-check for up to this
+        many seconds before failing. Right after a member joins, is promoted or leaves, the others often need
+        a moment to answer their health checks again. V(0) refuses at once.
+    type: float
+    default: 20.0
   force:
     description:
       - Skip the quorum safety checks. etcd's own checks still apply. Only for repairing a cluster that has
@@ -216,6 +223,7 @@ def main():
             learner=dict(type="bool", default=True),
             promote=dict(type="str", default="auto", choices=["auto", "never"]),
             promote_timeout=dict(type="float", default=60.0),
+            settle_timeout=dict(type="float", default=20.0),
             force=dict(type="bool", default=False),
         ),
     )
@@ -250,13 +258,13 @@ def main():
         else:
             if action == "added":
                 added = add_member(client, params["name"], params["peer_urls"], learner=params["learner"],
-                                   force=force)
+                                   force=force, settle=params["settle_timeout"])
                 result.update(initial_cluster=added.initial_cluster,
                               initial_cluster_state=added.initial_cluster_state)
             elif action == "promoted":
                 promote_member(client, target.id, timeout=params["promote_timeout"], force=force)
             elif action == "removed":
-                remove_member(client, target.id, force=force)
+                remove_member(client, target.id, force=force, settle=params["settle_timeout"])
             after = cluster_state(client) if action != "none" else states
             after_text = members_text(after)
     result["action"] = action
