@@ -51,6 +51,15 @@ def connection_argument_spec():
     )
 
 
+#: The object filters of state_export, state_import and state_migrate (doc fragment `selection`).
+SELECTION_OPTIONS = dict(
+    namespaces=dict(type="list", elements="str", default=[]),
+    selector=dict(type="str"),
+    include_resources=dict(type="list", elements="str", default=[]),
+    exclude_resources=dict(type="list", elements="str", default=[]),
+)
+
+
 def new_module(argument_spec, **kwargs):
     """An AnsibleModule with the shared options and check mode; fails when the core is missing."""
     spec = connection_argument_spec()

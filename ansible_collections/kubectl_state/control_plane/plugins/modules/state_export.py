@@ -21,29 +21,6 @@ options:
       - The archive. A name ending in C(.tar.gz) or C(.tgz) writes one compressed file, anything else a directory.
     type: path
     required: true
-  namespaces:
-    description:
-      - Only these namespaces. By default all of them.
-    type: list
-    elements: str
-    default: []
-  selector:
-    description:
-      - Only objects matching this label selector (V(app=web,tier!=cache)).
-    type: str
-  include_resources:
-    description:
-      - Only these resources (V(deployments), V(deployments.apps), short names too). Also brings back resources
-        skipped by default.
-    type: list
-    elements: str
-    default: []
-  exclude_resources:
-    description:
-      - Leave these resources out.
-    type: list
-    elements: str
-    default: []
   include_cluster_resources:
     description:
       - Cluster-scoped objects. V(auto) exports all of them when all namespaces are exported, else only those the
@@ -96,6 +73,7 @@ options:
     default: false
 extends_documentation_fragment:
   - kubectl_state.control_plane.connection
+  - kubectl_state.control_plane.selection
 attributes:
   check_mode:
     support: full
@@ -162,6 +140,7 @@ import os
 from pathlib import Path
 
 from ansible_collections.kubectl_state.control_plane.plugins.module_utils.core import (
+    SELECTION_OPTIONS,
     core_errors,
     kube_client,
     new_module,
@@ -238,10 +217,7 @@ def main():
     module = new_module(
         dict(
             path=dict(type="path", required=True),
-            namespaces=dict(type="list", elements="str", default=[]),
-            selector=dict(type="str"),
-            include_resources=dict(type="list", elements="str", default=[]),
-            exclude_resources=dict(type="list", elements="str", default=[]),
+            **SELECTION_OPTIONS,
             include_cluster_resources=dict(type="str", default="auto", choices=["auto", "true", "false"]),
             include_status=dict(type="bool", default=False),
             keep_last_applied=dict(type="bool", default=False),

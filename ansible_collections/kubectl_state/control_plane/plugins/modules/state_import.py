@@ -28,28 +28,6 @@ options:
       - Restore namespace KEY as VALUE; references that carry namespaces are rewritten too.
     type: dict
     default: {}
-  namespaces:
-    description:
-      - Only objects of these namespaces (names as in the archive).
-    type: list
-    elements: str
-    default: []
-  selector:
-    description:
-      - Only objects matching this label selector.
-    type: str
-  include_resources:
-    description:
-      - Only these resources.
-    type: list
-    elements: str
-    default: []
-  exclude_resources:
-    description:
-      - Leave these resources out.
-    type: list
-    elements: str
-    default: []
   include_status:
     description:
       - Also write status (through the status subresource) where the archive has it.
@@ -97,6 +75,7 @@ options:
     default: false
 extends_documentation_fragment:
   - kubectl_state.control_plane.connection
+  - kubectl_state.control_plane.selection
 attributes:
   check_mode:
     support: full
@@ -132,6 +111,7 @@ report:
 """
 
 from ansible_collections.kubectl_state.control_plane.plugins.module_utils.core import (
+    SELECTION_OPTIONS,
     core_errors,
     kube_client,
     new_module,
@@ -204,10 +184,7 @@ def main():
         dict(
             path=dict(type="path", required=True),
             namespace_mapping=dict(type="dict", default={}),
-            namespaces=dict(type="list", elements="str", default=[]),
-            selector=dict(type="str"),
-            include_resources=dict(type="list", elements="str", default=[]),
-            exclude_resources=dict(type="list", elements="str", default=[]),
+            **SELECTION_OPTIONS,
             include_status=dict(type="bool", default=False),
             existing=dict(type="str", default="skip", choices=["skip", "update", "fail"]),
             force_conflicts=dict(type="bool", default=False),

@@ -29,28 +29,6 @@ options:
     description:
       - Kubeconfig context of the target cluster.
     type: str
-  namespaces:
-    description:
-      - Only objects of these namespaces (and the cluster-scoped objects they need). Default, every namespace.
-    type: list
-    elements: str
-    default: []
-  selector:
-    description:
-      - Only objects matching this label selector.
-    type: str
-  include_resources:
-    description:
-      - Only these resources (V(deployments), V(widgets.example.com), kubectl short names).
-    type: list
-    elements: str
-    default: []
-  exclude_resources:
-    description:
-      - Leave these resources out.
-    type: list
-    elements: str
-    default: []
   namespace_mapping:
     description:
       - Objects of namespace KEY go to namespace VALUE in the target.
@@ -94,6 +72,7 @@ options:
     type: path
 extends_documentation_fragment:
   - kubectl_state.control_plane.connection
+  - kubectl_state.control_plane.selection
 attributes:
   check_mode:
     support: full
@@ -127,6 +106,7 @@ report:
 """
 
 from ansible_collections.kubectl_state.control_plane.plugins.module_utils.core import (
+    SELECTION_OPTIONS,
     core_errors,
     kube_client,
     new_module,
@@ -192,10 +172,7 @@ def main():
         dict(
             to_kubeconfig=dict(type="path"),
             to_context=dict(type="str"),
-            namespaces=dict(type="list", elements="str", default=[]),
-            selector=dict(type="str"),
-            include_resources=dict(type="list", elements="str", default=[]),
-            exclude_resources=dict(type="list", elements="str", default=[]),
+            **SELECTION_OPTIONS,
             namespace_mapping=dict(type="dict", default={}),
             move=dict(type="bool", default=False),
             pause_rules=dict(type="list", elements="dict"),
