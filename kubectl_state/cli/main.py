@@ -7,11 +7,15 @@ the core's errors and never call sys.exit themselves.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
+import signal
 import sys
+import threading
 import traceback
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from types import FrameType
 from typing import IO, cast
 
 from kubectl_state import __version__
@@ -77,6 +81,26 @@ def _verbosity_from_argv(argv: Sequence[str]) -> int:
     return 0
 
 
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (kill, timeout, systemd, Ansible's async) handled as Ctrl-C is: the command's
+    cleanup runs (temporary files go, migrate unpauses the source, reports are written)
+    instead of the process vanishing mid-write. Only in the main thread, where Python lets
+    a handler be set; a caller that embeds main() elsewhere keeps its own handling."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     env = env or Environment()
@@ -92,7 +116,7 @@ def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> i
             parser.print_help()
             return ExitStatus.OK
         env.log(6, f"kubectl-state {__version__}: {args.command}")
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _sigterm_as_interrupt():
             # The core warns through `warnings` (it has no stderr of its own); a person
             # reads them as kubectl prints its own: `Warning: ...`, no file and line.
             warnings.showwarning = lambda message, *_rest, **_kw: env.warn(str(message))

@@ -127,6 +127,13 @@ class PartialFailure(KubectlStateError):
     exit_status = ExitStatus.ERROR
 
 
+class Interrupted(KubectlStateError):
+    """Stopped by the person (Ctrl-C) or the system (SIGTERM), after cleaning up: raised where
+    a partial result is still worth reporting, instead of a bare KeyboardInterrupt."""
+
+    exit_status = ExitStatus.INTERRUPTED
+
+
 class TlsVerificationOffWarning(UserWarning):
     """TLS verification was turned off: anyone on the path can pose as the server."""
 

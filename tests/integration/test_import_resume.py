@@ -235,3 +235,43 @@ def test_hand_written_objects_resume_as_created_and_import_again_as_unchanged(ku
     found = {(o["kind"], o["name"]): o for o in json.loads(out)["objects"]}
     assert found[("Deployment", meta["name"])]["outcome"] == "skipped"
     assert {o["outcome"] for key, o in found.items() if key != ("Deployment", meta["name"])} == {"unchanged"}
+
+
+def test_sigterm_mid_import_finishes_what_is_in_flight_reports_it_exits_130_and_resumes(
+        kube_cluster_factory: Any, tmp_path: Path) -> None:
+    count = 1_500
+    archive = tmp_path / "backup.tar.gz"
+    write_archive(archive, mixed_objects(count))
+    cluster = kube_cluster_factory()
+    journal = tmp_path / "journal.jsonl"
+    partial = tmp_path / "partial.json"
+    watch = JournalWatch(journal)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(import_argv(archive, cluster.kubeconfig, journal, "--report", str(partial)),
+                            env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and watch.objects() < 300 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err[-2000:]
+    assert "interrupted; the import stopped after" in err and "--resume" in err
+    report = json.loads(partial.read_text())
+    validate_report(report)
+    done_before = report["summary"]["total"]
+    assert 300 <= done_before < count
+    # Every object the report counts was journaled: the objects in flight finished and were written down.
+    assert watch.objects() >= done_before
+
+    resumed = subprocess.run(import_argv(archive, cluster.kubeconfig, journal, "--resume"), env=env, cwd=ROOT,
+                             capture_output=True, text=True, timeout=600, check=False)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    final = json.loads(resumed.stdout)
+    assert final["summary"]["failed"] == 0
+    assert final["summary"]["created"] == count
+    assert sum(1 for o in final["objects"] if o.get("resumed")) >= done_before

@@ -235,6 +235,38 @@ def test_rerunning_a_killed_migration_unpauses_the_source_and_completes(clusters
     assert not Path(c["journal"]).exists()
 
 
+def test_sigterm_mid_migration_unpauses_the_source_exits_130_and_writes_the_report(clusters: dict[str, Any]) -> None:
+    c = clusters
+    ns = c["ns"]
+    # The block-move annotation holds the migration after its pauses, so the signal lands there.
+    kubectl(c["a"], "annotate", c["widgets"], "w1", "-n", ns, f"{BLOCK_MOVE}=provisioning")
+    report_file = c["tmp"] / "interrupted.json"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kubectl_state", "migrate", "--from-kubeconfig", c["a"], "--to-kubeconfig", c["b"],
+         "--journal", c["journal"], "--timeout", "5m", "-n", ns, "--move", "--report", str(report_file)],
+        cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: paused(c["a"], ns) is True, timeout=60)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        kubectl(c["a"], "annotate", c["widgets"], "w1", "-n", ns, f"{BLOCK_MOVE}-")
+    assert proc.returncode == 130, err
+    assert "interrupted; the source was unpaused" in err
+    assert paused(c["a"], ns) is False
+    assert not Path(c["journal"]).exists()  # every pause undone: nothing left for a rerun to recover
+    report = json.loads(report_file.read_text())
+    assert report["interrupted"] is True
+    assert report["result"] == "failed"
+    assert report["deletedFromSource"] == []
+    assert [p["unpausedIn"] for p in report["paused"]] == ["source"]
+    assert get(c["b"], "deployment", "web", "-n", ns) is None  # nothing was copied yet, and B says so
+    assert report["objects"] == []
+
+
 def test_dry_run_touches_nothing_and_prints_the_pause_plan(clusters: dict[str, Any]) -> None:
     c = clusters
     ns = c["ns"]

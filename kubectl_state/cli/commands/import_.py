@@ -135,6 +135,7 @@ def run(args: argparse.Namespace, env: Environment) -> int:
     from kubectl_state.core.kube.client import KubeClient  # noqa: PLC0415
     from kubectl_state.core.kube.discovery import discover  # noqa: PLC0415
     from kubectl_state.core.workflows.restore.importer import (  # noqa: PLC0415
+        ImportInterrupted,
         ImportListener,
         ImportStopped,
         import_plan,
@@ -174,8 +175,8 @@ def run(args: argparse.Namespace, env: Environment) -> int:
         try:
             report = import_plan(kube, discovery, plan, options, source=source, journal_path=journal,
                                  journal_header=journal_header(source, kube.server, options), listener=listener)
-        except ImportStopped as stopped:
-            # What was written before the server went away is still worth a report.
+        except (ImportStopped, ImportInterrupted) as stopped:
+            # What was written before the server went away (or Ctrl-C) is still worth a report.
             if args.report:
                 write_report_file(stopped.report.to_dict(), args.report)
             raise

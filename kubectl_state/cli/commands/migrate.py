@@ -11,7 +11,7 @@ from kubectl_state.cli.commands.import_ import parse_duration, write_report_file
 from kubectl_state.cli.env import Environment
 from kubectl_state.cli.files import load_yaml_file
 from kubectl_state.cli.output import MACHINE_FORMATS, write_data
-from kubectl_state.core.errors import ExitStatus, PartialFailure, UsageError
+from kubectl_state.core.errors import ExitStatus, Interrupted, PartialFailure, UsageError
 
 HELP = "Copy (or --move) objects from one cluster into another, pausing Cluster API clusters meanwhile."
 DESCRIPTION = f"""{HELP}
@@ -154,6 +154,10 @@ def finish(report: Any, args: argparse.Namespace, env: Environment) -> int:
         print_report(report, env.stdout, quiet=args.quiet)
     for problem in report.problems:
         env.warn(problem)
+    if report.interrupted:
+        raise Interrupted("interrupted; the source was unpaused"
+                          + (f"; {args.report} says what exists in the target and what was deleted from the source"
+                             if args.report else ""))
     if report.failed:
         raise PartialFailure((report.error or "the migration did not complete")
                              + (f"; the report is in {args.report}" if args.report else ""))

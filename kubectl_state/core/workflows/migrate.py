@@ -52,6 +52,7 @@ from kubectl_state.core.archive.manifest import Source
 from kubectl_state.core.archive.writer import open_archive_writer
 from kubectl_state.core.errors import (
     ApiError,
+    ExitStatus,
     InvalidInputError,
     KubectlStateError,
     OperationTimeout,
@@ -62,6 +63,7 @@ from kubectl_state.core.kube.discovery import ApiResource, Discovery, discover
 from kubectl_state.core.plan import ImportReport, ObjectId, Outcome, Plan, PlannedObject
 from kubectl_state.core.workflows.export import ExportOptions, export_cluster
 from kubectl_state.core.workflows.restore.importer import (
+    ImportInterrupted,
     ImportListener,
     ImportOptions,
     ImportStopped,
@@ -265,6 +267,8 @@ class MigrateReport:
     recovered: list[Paused] = field(default_factory=list)
     #: What stopped the migration (after the first pause), if anything did.
     error: str = ""
+    #: Stopped by Ctrl-C or SIGTERM (then `error` says so too).
+    interrupted: bool = False
     #: Problems that did not stop it: a delete or an unpause that failed.
     problems: list[str] = field(default_factory=list)
     kept: str | None = None
@@ -301,6 +305,7 @@ class MigrateReport:
             "dryRun": self.dry_run,
             "result": "dry-run" if self.dry_run and not self.error else ("failed" if self.failed else "succeeded"),
             "error": self.error or None,
+            "interrupted": self.interrupted,
             "problems": list(self.problems),
             "summary": {"planned": len(self.plan) if self.plan else 0, "moved": len(moved),
                         "notMoved": len(not_moved), "deletedFromSource": len(self.deleted),
@@ -627,6 +632,12 @@ class _Migration:
             self.copy(discovery_a, discovery_b)
         except KubectlStateError as exc:
             report.error = exc.message
+            report.interrupted = exc.exit_status == ExitStatus.INTERRUPTED
+        except KeyboardInterrupt:
+            # Ctrl-C or SIGTERM (the CLI turns it into this) outside the import: the report
+            # still says what exists in B, and the finally unpauses A.
+            report.error = "interrupted"
+            report.interrupted = True
         finally:
             self.unpause_all()
             report.seconds = time.monotonic() - started
@@ -660,7 +671,7 @@ class _Migration:
         try:
             imported = import_plan(self.b, discovery_b, plan, options.import_options(), source=source,
                                    listener=self.listener.imported)
-        except ImportStopped as stopped:
+        except (ImportStopped, ImportInterrupted) as stopped:
             report.imported = stopped.report  # what exists in B so far, object by object
             raise
         report.imported = imported

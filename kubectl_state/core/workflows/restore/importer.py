@@ -39,7 +39,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from kubectl_state.core.errors import ApiError, ConnectionFailed, KubectlStateError, UsageError
+from kubectl_state.core.errors import ApiError, ConnectionFailed, Interrupted, KubectlStateError, UsageError
 from kubectl_state.core.kube.client import KubeClient
 from kubectl_state.core.kube.discovery import ApiResource, Discovery
 from kubectl_state.core.plan import (
@@ -183,7 +183,7 @@ class _Import:
                 try:
                     for _ in pool.map(lambda obj: self.register(obj, self.restore(obj)), todo):
                         pass
-                except ConnectionFailed:
+                except (ConnectionFailed, KeyboardInterrupt):
                     # Objects not started yet are dropped; those in flight finish their tries.
                     pool.shutdown(wait=True, cancel_futures=True)
                     raise
@@ -408,13 +408,25 @@ def _join(*notes: str) -> str:
     return "; ".join(note for note in notes if note)
 
 
+def _stopped_message(cause: str, report: ImportReport, planned: int) -> str:
+    return f"{cause}; the import stopped after {len(report.results)} of {planned} objects (run it again with --resume)"
+
+
 class ImportStopped(ConnectionFailed):
     """The server went away mid-import (retries spent). `report` holds every object finished
     before that, so callers can still say exactly what was written; --resume continues."""
 
     def __init__(self, cause: ConnectionFailed, report: ImportReport, planned: int) -> None:
-        super().__init__(f"{cause.message}; the import stopped after {len(report.results)} of {planned} objects "
-                         "(run it again with --resume)")
+        super().__init__(_stopped_message(cause.message, report, planned))
+        self.report = report
+
+
+class ImportInterrupted(Interrupted):
+    """Ctrl-C or SIGTERM mid-import: the objects in flight finished, `report` holds every
+    finished object (as ImportStopped's does), and --resume continues."""
+
+    def __init__(self, report: ImportReport, planned: int) -> None:
+        super().__init__(_stopped_message("interrupted", report, planned))
         self.report = report
 
 
@@ -446,10 +458,13 @@ def import_plan(
     listener.planned(plan)
     run = _Import(target, plan, options, report, journal=journal, listener=listener)
     stopped: ConnectionFailed | None = None
+    interrupted = False
     try:
         run.run()
     except ConnectionFailed as exc:
         stopped = exc
+    except KeyboardInterrupt:
+        interrupted = True
     finally:
         if journal is not None:
             journal.close()
@@ -458,6 +473,8 @@ def import_plan(
     report.seconds = time.monotonic() - started
     if stopped is not None:
         raise ImportStopped(stopped, report, len(plan)) from stopped
+    if interrupted:
+        raise ImportInterrupted(report, len(plan))
     return report
 
 
