@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from kubectl_state.core.endpoint.haproxy import HAProxyError, RuntimeAPI
+from kubectl_state.core.endpoint.haproxy import HAProxyError, RuntimeAPI, config_servers
 from kubectl_state.core.errors import ConnectionFailed
 from kubectl_state.core.etcd.client import EtcdClient
 from kubectl_state.core.etcd.members import PROBE_TIMEOUT, MemberState, cluster_state
@@ -51,6 +51,23 @@ def endpoint_backends(socket_path: str, backend: str) -> dict[str, str] | None:
     return {s.name: s.address for s in servers}
 
 
-def observe(client: EtcdClient, socket_path: str, backend: str) -> Observed:
+def config_backends(config_text: str, backend: str) -> dict[str, str]:
+    """The backend's servers (name -> HOST:PORT) as an endpoint's configuration file lists them.
+
+    For the endpoint being moved away from: its runtime API is a UNIX socket on another host than
+    the one the planner runs on, and api_endpoint_member keeps the file in step with the runtime.
+    An empty text (no file) has no servers.
+    """
+    if not config_text.strip():
+        return {}
+    return {name: line.split()[2] for name, line in config_servers(config_text, backend).items()
+            if len(line.split()) > 2}
+
+
+def observe(client: EtcdClient, socket_path: str, backend: str, *, leaving_config: str = "",
+            leaving_running: bool = False) -> Observed:
+    """What runs now; `leaving_*` describe the endpoint being moved away from, read on its host."""
     backends = endpoint_backends(socket_path, backend)
-    return Observed(members=etcd_members(client), backends=backends or {}, endpoint_running=backends is not None)
+    return Observed(members=etcd_members(client), backends=backends or {}, endpoint_running=backends is not None,
+                    leaving_backends=config_backends(leaving_config, backend) if leaving_running else {},
+                    leaving_endpoint_running=leaving_running)

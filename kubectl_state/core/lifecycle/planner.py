@@ -24,7 +24,7 @@ from kubectl_state.core.lifecycle.steps import Action, Plan, Step
 from kubectl_state.core.lifecycle.topology import EtcdHost, Observed, ObservedMember, Topology
 
 #: Operations with a planner here. Part B's backup and restore plug in through PLANNERS.
-OPERATIONS = ("create", "scale", "repair", "upgrade", "delete")
+OPERATIONS = ("create", "scale", "migrate", "repair", "upgrade", "delete")
 
 
 class _Simulation:
@@ -153,20 +153,57 @@ def _join(sim: _Simulation, host: EtcdHost, member: ObservedMember | None) -> li
 
 
 def _apiservers_up(topology: Topology, observed: Observed) -> list[Step]:
+    """Each wanted replica that is not in the endpoint: started, then added.
+
+    A replica already serving behind the endpoint being moved away from runs: it is only added.
+    """
     steps = []
     for server in topology.control_plane:
-        if observed.backends.get(server.name) != server.address:
+        if observed.backends.get(server.name) == server.address:
+            continue
+        if observed.leaving_backends.get(server.name) == server.address:
+            steps.append(Step(Action.ADD_TO_ENDPOINT, server.name, f"it serves behind {topology.endpoint_remove}"))
+        else:
             steps += [Step(Action.START_APISERVER, server.name, server.address),
                       Step(Action.ADD_TO_ENDPOINT, server.name)]
     return steps
 
 
 def _apiservers_down(servers: Iterable[str], observed: Observed) -> list[Step]:
+    """Each replica to take out: out of the endpoint, then stopped.
+
+    One that serves only behind the endpoint being moved away from is stopped once that endpoint
+    has stopped (the plan stops it before), so it has no endpoint to leave.
+    """
     steps = []
     for name in servers:
         if name in observed.backends:
             steps += [Step(Action.REMOVE_FROM_ENDPOINT, name), Step(Action.STOP_APISERVER, name)]
+        elif name in observed.leaving_backends:
+            steps.append(Step(Action.STOP_APISERVER, name, "its endpoint has stopped"))
     return steps
+
+
+def _endpoint_move(topology: Topology, observed: Observed, starting: Sequence[Step]) -> tuple[list[Step], list[Step]]:
+    """(steps before the replicas start, steps once they serve) that move the endpoint, if it moves.
+
+    The new endpoint starts empty, every wanted replica joins it, and only then does the old one
+    stop: its clients (who follow the endpoint's address) find a full endpoint when they move.
+    """
+    if not topology.endpoint_moves:
+        return [], []
+    filled = {s.name for s in topology.control_plane if observed.backends.get(s.name) == s.address}
+    filled |= {s.host for s in starting if s.action is Action.ADD_TO_ENDPOINT}
+    if not filled:
+        raise UnsafeOperationError(
+            f"refusing to move the API endpoint from {topology.endpoint_remove} to {topology.endpoint}: the "
+            "control_plane group is empty, so the new endpoint would have no API server to serve"
+        )
+    before = [] if observed.endpoint_running else [
+        Step(Action.START_ENDPOINT, topology.endpoint, f"it moves here from {topology.endpoint_remove}")]
+    after = [Step(Action.STOP_ENDPOINT, topology.endpoint_remove, f"its clients move to {topology.endpoint}")
+             ] if observed.leaving_endpoint_running else []
+    return before, after
 
 
 def plan_create(topology: Topology, observed: Observed) -> Plan:
@@ -210,37 +247,59 @@ def plan_scale(topology: Topology, observed: Observed, *, outdated_apiservers: S
     whose flags change (`outdated_apiservers`: their etcd servers follow the etcd group) are
     replaced by surge once the new members serve, before any member is removed.
     """
-    _require_cluster(observed, "scale the control plane")
+    return _to_inventory("scale", topology, observed, outdated_apiservers)
+
+
+def plan_migrate(topology: Topology, observed: Observed, *, outdated_apiservers: Sequence[str] = ()) -> Plan:
+    """A running control plane moved to new hosts while it serves: a scale up to the new hosts and
+    down from the old ones, in one plan, and the API endpoint moved when api_endpoint_remove names
+    the host it leaves.
+
+    New members join as learners one at a time and are promoted; the new endpoint starts, every new
+    replica starts and joins it, and only then does the old endpoint stop; the old replicas stop;
+    the old members leave one at a time. The quorum of the voters is checked at every membership
+    change, so a plan that would take the old members out before the new ones vote is refused, as
+    is a degraded cluster or an endpoint move with no replica to serve behind the new endpoint.
+    """
+    return _to_inventory("migrate", topology, observed, outdated_apiservers)
+
+
+def _to_inventory(operation: str, topology: Topology, observed: Observed, outdated_apiservers: Sequence[str]) -> Plan:
+    """The plan of scale and migrate: they differ in name only (migrate is the whole move at once)."""
+    action = f"{operation} the control plane"
+    _require_cluster(observed, action)
     membership = _sort_members(topology, observed)
-    _refuse_unknown(membership.unknown, "scale the control plane")
+    _refuse_unknown(membership.unknown, action)
     sim = _Simulation(observed.members)
     steps: list[Step] = []
     for host in topology.etcd:
         steps += _join(sim, host, membership.wanted.get(host.name))
     starting = _apiservers_up(topology, observed)
-    steps += starting
-    started = {s.host for s in starting}
+    endpoint_before, endpoint_after = _endpoint_move(topology, observed, starting)
+    steps += endpoint_before + starting
+    started = {s.host for s in starting if s.action is Action.START_APISERVER}
     known = [s.name for s in topology.control_plane]
     steps += [Step(Action.REPLACE_APISERVER, name, "its flags change")
               for name in order_like(outdated_apiservers, known) if name not in started]
+    steps += endpoint_after
     steps += _apiservers_down((s.name for s in topology.control_plane_remove), observed)
     for host in topology.etcd_remove:
         member = membership.leaving.get(host.name)
         if member is None:
             continue
         sim.remove(member.id)
-        _require_others_healthy(sim, f"remove etcd member {member.label}")
+        _require_others_healthy(sim, f"remove etcd member {member.label}", operation)
         steps += [Step(Action.REMOVE_MEMBER, host.name), Step(Action.STOP_AND_WIPE, host.name)]
-    _require_others_healthy(sim, "scale the control plane")
-    return Plan("scale", tuple(steps))
+    _require_others_healthy(sim, action, operation)
+    return Plan(operation, tuple(steps))
 
 
-def _require_others_healthy(sim: _Simulation, action: str) -> None:
+def _require_others_healthy(sim: _Simulation, action: str, operation: str = "scale") -> None:
     down = [m for m in sim.members if not m.healthy]
     if down:
         raise UnsafeOperationError(
             f"refusing to {action}: etcd member(s) {', '.join(m.label for m in down)} are not healthy; repair the "
-            "cluster first (kubectl_state.control_plane.repair), then scale"
+            f"cluster first (kubectl_state.control_plane.repair), then {operation}"
         )
 
 
@@ -351,6 +410,7 @@ Planner = Callable[..., Plan]
 PLANNERS: Mapping[str, Planner] = {
     "create": plan_create,
     "scale": plan_scale,
+    "migrate": plan_migrate,
     "repair": plan_repair,
     "upgrade": plan_upgrade,
     "delete": plan_delete,

@@ -1,10 +1,10 @@
 """What the lifecycle planner reads: the topology the inventory asks for and what is running now.
 
 The desired side comes from the inventory groups (etcd, control_plane, api_endpoint, and the
-etcd_remove / control_plane_remove groups of hosts being taken out), with each host's member
-name, peer URL and API address as the roles compute them. The observed side is the etcd member
-list with each member's health (kubectl_state.core.etcd.members.cluster_state) and the API
-endpoint's current backend servers.
+etcd_remove / control_plane_remove / api_endpoint_remove groups of hosts being taken out), with
+each host's member name, peer URL and API address as the roles compute them. The observed side
+is the etcd member list with each member's health (kubectl_state.core.etcd.members.cluster_state)
+and the backend servers of the API endpoint (and of the endpoint being moved away from).
 """
 
 from __future__ import annotations
@@ -42,6 +42,8 @@ class Topology:
     endpoint: str
     etcd_remove: tuple[EtcdHost, ...] = ()
     control_plane_remove: tuple[ApiServer, ...] = ()
+    #: The host the API endpoint moves away from ("" when it stays on `endpoint`).
+    endpoint_remove: str = ""
 
     def __post_init__(self) -> None:
         _unique("etcd", [h.name for h in self.etcd + self.etcd_remove])
@@ -49,6 +51,14 @@ class Topology:
         _unique("control_plane", [s.name for s in self.control_plane + self.control_plane_remove])
         if not self.endpoint:
             raise InvalidInputError("the inventory needs one api_endpoint host")
+        if self.endpoint_remove == self.endpoint:
+            raise InvalidInputError(
+                f"api_endpoint {self.endpoint} is listed twice (a host is either kept or removed, not both)"
+            )
+
+    @property
+    def endpoint_moves(self) -> bool:
+        return bool(self.endpoint_remove)
 
     def etcd_host(self, name: str) -> EtcdHost | None:
         return next((h for h in self.etcd + self.etcd_remove if h.name == name), None)
@@ -98,6 +108,9 @@ class Observed:
     #: The endpoint's backend servers: name -> HOST:PORT.
     backends: Mapping[str, str] = field(default_factory=dict)
     endpoint_running: bool = False
+    #: The same two for the endpoint being moved away from (Topology.endpoint_remove).
+    leaving_backends: Mapping[str, str] = field(default_factory=dict)
+    leaving_endpoint_running: bool = False
 
     @property
     def cluster_exists(self) -> bool:

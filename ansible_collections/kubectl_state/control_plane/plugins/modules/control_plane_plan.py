@@ -10,9 +10,13 @@ short_description: The checked step plan of a control-plane lifecycle operation
 version_added: 0.1.0
 description:
   - Compares the control plane the inventory asks for (O(etcd), O(control_plane), and the hosts being taken
-    out, O(etcd_remove) and O(control_plane_remove)) with what runs now (the etcd member list with each
-    member's health, read through O(etcd_endpoints), and the API endpoint's backend servers, read through
-    HAProxy's runtime API on O(endpoint_socket)) and returns the ordered steps of O(operation).
+    out, O(etcd_remove), O(control_plane_remove) and O(endpoint_remove)) with what runs now (the etcd member
+    list with each member's health, read through O(etcd_endpoints), and the API endpoint's backend servers,
+    read through HAProxy's runtime API on O(endpoint_socket)) and returns the ordered steps of O(operation).
+  - O(operation=migrate) moves a running control plane to new hosts. The new members join, the new replicas
+    start and join the endpoint, the old replicas and members leave. With O(endpoint_remove), the endpoint
+    moves too; the new one starts and is filled with every replica of O(control_plane) before the old one
+    stops. O(operation=scale) plans the same way under its own name.
   - Every membership change of the plan is checked with the quorum rules of C(kubectl state etcd member)
     before anything runs. A plan with an unsafe step fails with the reason (and C(exit_status=6)) and
     plans nothing; the lifecycle playbooks run this module first, so they change nothing either.
@@ -25,7 +29,7 @@ options:
       - The lifecycle operation to plan.
     type: str
     required: true
-    choices: [create, scale, repair, upgrade, delete]
+    choices: [create, scale, migrate, repair, upgrade, delete]
   etcd:
     description:
       - The etcd members the inventory wants, in inventory order (the first forms a new cluster).
@@ -46,7 +50,7 @@ options:
         type: str
   etcd_remove:
     description:
-      - etcd members to take out of the cluster (for O(operation=scale)).
+      - etcd members to take out of the cluster (for O(operation=scale) and O(operation=migrate)).
     type: list
     elements: dict
     default: []
@@ -103,9 +107,27 @@ options:
     type: str
   endpoint_backend:
     description:
-      - The endpoint's backend of API servers.
+      - The endpoint's backend of API servers (on O(endpoint_remove) too).
     type: str
     default: kube-apiservers
+  endpoint_remove:
+    description:
+      - The host the API endpoint moves away from (for O(operation=migrate) and O(operation=scale)); unset
+        when the endpoint stays on O(endpoint).
+    type: str
+  endpoint_remove_running:
+    description:
+      - Whether HAProxy runs on O(endpoint_remove) (its runtime API socket is there). Its runtime API is a
+        socket on that host, not on the one this module runs on, so the playbook looks there and says.
+    type: bool
+    default: false
+  endpoint_remove_config:
+    description:
+      - The text of the HAProxy configuration file on O(endpoint_remove), whose O(endpoint_backend) section
+        lists the replicas behind it (M(kubectl_state.control_plane.api_endpoint_member) keeps the file in
+        step with the runtime API). Empty when there is none.
+    type: str
+    default: ""
   etcd_version:
     description:
       - With O(operation=upgrade), the etcd version the members are upgraded to (as their status reports it,
@@ -113,8 +135,8 @@ options:
     type: str
   outdated_apiservers:
     description:
-      - With O(operation=upgrade) or O(operation=scale), the running API server replicas whose command line
-        changes (a new binary, other etcd servers), to be replaced by surge.
+      - With O(operation=upgrade), O(operation=scale) or O(operation=migrate), the running API server replicas
+        whose command line changes (a new binary, other etcd servers), to be replaced by surge.
     type: list
     elements: str
     default: []
@@ -151,6 +173,24 @@ EXAMPLES = r"""
 - name: Show it
   ansible.builtin.debug:
     var: plan.plan
+
+- name: Plan the migration of a control plane to new hosts, the endpoint moving from lb-1 to lb-2
+  kubectl_state.control_plane.control_plane_plan:
+    operation: migrate
+    etcd:
+      - {name: etcd-4, peer_url: "https://10.0.0.14:2380", client_url: "https://10.0.0.14:2379"}
+    etcd_remove:
+      - {name: etcd-1, peer_url: "https://10.0.0.11:2380", client_url: "https://10.0.0.11:2379"}
+    control_plane:
+      - {name: cp-2, address: "10.0.0.22:6443"}
+    control_plane_remove:
+      - {name: cp-1, address: "10.0.0.21:6443"}
+    endpoint: lb-2
+    endpoint_socket: /run/haproxy/admin.sock
+    endpoint_remove: lb-1
+    endpoint_remove_running: true
+    endpoint_remove_config: "{{ lb1_haproxy_cfg }}"
+  delegate_to: lb-2
 """
 
 RETURN = r"""
@@ -185,6 +225,10 @@ backends:
   description: The endpoint's backend servers as observed (name to V(HOST:PORT)).
   returned: success
   type: dict
+leaving_backends:
+  description: The backend servers of O(endpoint_remove) as its configuration lists them, when it runs.
+  returned: success
+  type: dict
 """
 
 from ansible_collections.kubectl_state.control_plane.plugins.module_utils.core import (
@@ -201,7 +245,8 @@ API_SERVER = dict(name=dict(type="str", required=True), address=dict(type="str",
 def main():
     module = new_module(
         dict(
-            operation=dict(type="str", required=True, choices=["create", "scale", "repair", "upgrade", "delete"]),
+            operation=dict(type="str", required=True,
+                           choices=["create", "scale", "migrate", "repair", "upgrade", "delete"]),
             etcd=dict(type="list", elements="dict", required=True, options=ETCD_HOST),
             etcd_remove=dict(type="list", elements="dict", default=[], options=ETCD_HOST),
             control_plane=dict(type="list", elements="dict", required=True, options=API_SERVER),
@@ -209,6 +254,9 @@ def main():
             endpoint=dict(type="str", required=True),
             endpoint_socket=dict(type="str"),
             endpoint_backend=dict(type="str", default="kube-apiservers"),
+            endpoint_remove=dict(type="str"),
+            endpoint_remove_running=dict(type="bool", default=False),
+            endpoint_remove_config=dict(type="str", default=""),
             etcd_version=dict(type="str"),
             outdated_apiservers=dict(type="list", elements="str", default=[]),
         ),
@@ -226,13 +274,16 @@ def main():
             control_plane=api_servers(params["control_plane"], "control_plane"),
             control_plane_remove=api_servers(params["control_plane_remove"], "control_plane_remove"),
             endpoint=params["endpoint"],
+            endpoint_remove=params["endpoint_remove"] or "",
         )
         if not params["etcd_endpoints"]:
             params["etcd_endpoints"] = topology.client_urls()
         with etcd_client(module) as client:
-            observed = observe(client, params["endpoint_socket"] or "", params["endpoint_backend"])
+            observed = observe(client, params["endpoint_socket"] or "", params["endpoint_backend"],
+                               leaving_config=params["endpoint_remove_config"] if topology.endpoint_moves else "",
+                               leaving_running=topology.endpoint_moves and params["endpoint_remove_running"])
         options = {}
-        if params["operation"] in ("scale", "upgrade"):
+        if params["operation"] in ("scale", "migrate", "upgrade"):
             options["outdated_apiservers"] = params["outdated_apiservers"]
         if params["operation"] == "upgrade":
             options["etcd_version"] = params["etcd_version"]
@@ -251,6 +302,7 @@ def main():
                       started=m.started, healthy=m.healthy, is_leader=m.is_leader, version=m.version,
                       reason=m.reason) for m in observed.members],
         backends=dict(observed.backends),
+        leaving_backends=dict(observed.leaving_backends),
     )
 
 
