@@ -63,7 +63,7 @@ ansible-sanity: venv
 # The molecule scenarios (molecule/): the collection's playbooks on network-namespace hosts over
 # SSH, from the repository root with the venv first on PATH. Each scenario's destroy removes its
 # hosts and everything they ran, and molecule's own work directory goes with `molecule reset`.
-MOLECULE_SCENARIOS := default lifecycle migrate
+MOLECULE_SCENARIOS := default lifecycle migrate pivot
 molecule: venv sysdeps
 	@for s in $(MOLECULE_SCENARIOS); do \
 	  echo "molecule test --scenario-name $$s"; \
