@@ -32,6 +32,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description="A Kubernetes API test server that stores objects in etcd where kube-apiserver does.",
     )
     parser.add_argument("--etcd-servers", required=True, help="comma-separated etcd client URLs")
+    parser.add_argument("--etcd-cafile", help="CA of the etcd members' serving certificates (https etcd servers)")
+    parser.add_argument("--etcd-certfile", help="client certificate presented to etcd")
+    parser.add_argument("--etcd-keyfile", help="key of --etcd-certfile")
     parser.add_argument("--etcd-prefix", default="/registry", help="key prefix of every object (default /registry)")
     parser.add_argument("--bind-address", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--secure-port", type=int, default=6443, help="port to listen on; 0 picks a free one")
@@ -71,7 +74,7 @@ def _wait_for_etcd(store: Store, seconds: float = 30.0) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     endpoints = [e.strip() for e in args.etcd_servers.split(",") if e.strip()]
-    store = Store(endpoints)
+    store = Store(endpoints, ca_file=args.etcd_cafile, cert_file=args.etcd_certfile, key_file=args.etcd_keyfile)
     static = StaticDiscovery()
     table = ResourceTable(static.resources())
     host = args.advertise_address or ("127.0.0.1" if args.bind_address in ("0.0.0.0", "::") else args.bind_address)

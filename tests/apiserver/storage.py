@@ -42,9 +42,10 @@ class Store:
     """etcd access for one server process. The client is thread-safe and pools its
     connections, so every request thread and watch shares it."""
 
-    def __init__(self, endpoints: list[str], timeout: float = 10.0) -> None:
+    def __init__(self, endpoints: list[str], timeout: float = 10.0, *, ca_file: str | None = None,
+                 cert_file: str | None = None, key_file: str | None = None) -> None:
         self.endpoints = endpoints
-        self.client = EtcdClient(endpoints, timeout=timeout)
+        self.client = EtcdClient(endpoints, timeout=timeout, ca_file=ca_file, cert_file=cert_file, key_file=key_file)
 
     def close(self) -> None:
         self.client.close()
