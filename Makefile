@@ -1,5 +1,6 @@
 # kubectl-state: the two commands a newcomer needs are `make demo` and `make test`.
-# Everything runs from a fresh clone as root on Debian 12 with Python 3.11.
+# Everything runs from a fresh clone on Debian 12 with Python 3.11; `make test` as root (network
+# namespaces), `make demo` as any user.
 
 SHELL := /bin/bash
 PYTHON ?= python3
