@@ -109,9 +109,14 @@ def test_backup_wipe_restore_on_network_namespace_hosts(lab: HostLab, tmp_path: 
 
     # Two backups (seconds apart: the names carry the second), then a third by the schedule; two are kept.
     for _ in range(2):
-        output, recap = run_playbook(lab, "backup", extra_vars, inventory, hosts={"h4"})
-        assert "take an etcd snapshot on h4" in output  # the plan first
+        output, recap = run_playbook(lab, "backup", extra_vars, inventory)
+        # The plan first, from the core planner: the snapshot from etcd's leader, into the backup host.
+        assert re.search(r'"1\. take an etcd snapshot from h[123] \(into h4\)"', output), output[-3000:]
+        assert '"2. export the API objects through the API endpoint on h4 (into h4)"' in output
+        assert "install the backup schedule on h4 (cron: */15 * * * *)" in output
         assert recap["h4"][2] == 0 and recap["h4"][1] > 0, recap
+        # The backup changes the backup host alone.
+        assert all(recap[h][1] == 0 for h in ("h1", "h2", "h3")), recap
     names = backups(backup_dir)
     assert len(names) == 2, names
     for name in names:
@@ -153,7 +158,11 @@ def test_backup_wipe_restore_on_network_namespace_hosts(lab: HostLab, tmp_path: 
     restore_file = tmp_path / "restore.yml"
     restore_file.write_text(yaml.safe_dump(restore_vars))
     output, recap = run_playbook(lab, "restore", extra_vars, inventory, "-e", f"@{restore_file}")
-    assert "restore every member from" in output
+    # The plan first, from the core planner; after the wipe no API server is there to stop.
+    assert '"1. copy the snapshot to etcd member h1 (' in output, output[-3000:]
+    assert "restore etcd member h3's data dir from the snapshot" in output
+    assert "start the restored etcd members together: h1, h2, h3" in output
+    assert "remove API server h1 from the API endpoint and stop it" not in output
     assert all(r[3] == 0 and r[2] == 0 for r in recap.values()), recap
 
     endpoint_kubeconfig(lab, kubeconfig)

@@ -14,17 +14,19 @@ promoted one at a time, and a snapshot is taken before members are restarted.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import itertools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from kubectl_state.core.errors import InvalidInputError, UnsafeOperationError
 from kubectl_state.core.etcd import quorum
 from kubectl_state.core.etcd.quorum import MemberView
+from kubectl_state.core.lifecycle.recovery import plan_backup, plan_restore
 from kubectl_state.core.lifecycle.steps import Action, Plan, Step
 from kubectl_state.core.lifecycle.topology import EtcdHost, Observed, ObservedMember, Topology
 
-#: Operations with a planner here. Part B's backup and restore plug in through PLANNERS.
-OPERATIONS = ("create", "scale", "migrate", "repair", "upgrade", "delete")
+#: Operations with a planner (backup and restore: kubectl_state.core.lifecycle.recovery).
+OPERATIONS = ("create", "scale", "migrate", "repair", "upgrade", "backup", "restore", "delete")
 
 
 class _Simulation:
@@ -411,6 +413,8 @@ PLANNERS: Mapping[str, Planner] = {
     "create": plan_create,
     "scale": plan_scale,
     "migrate": plan_migrate,
+    "backup": plan_backup,
+    "restore": plan_restore,
     "repair": plan_repair,
     "upgrade": plan_upgrade,
     "delete": plan_delete,
@@ -422,4 +426,9 @@ def plan(operation: str, topology: Topology, observed: Observed, **options: obje
     planner = PLANNERS.get(operation)
     if planner is None:
         raise InvalidInputError(f"unknown lifecycle operation {operation!r}; known: {', '.join(PLANNERS)}")
+    accepted = [name for name, p in inspect.signature(planner).parameters.items() if p.kind is p.KEYWORD_ONLY]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise InvalidInputError(f"the {operation} plan takes no option {', '.join(unknown)}; "
+                                f"it takes: {', '.join(accepted) or 'none'}")
     return planner(topology, observed, **options)

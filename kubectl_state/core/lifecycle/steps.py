@@ -22,7 +22,17 @@ class Action(enum.Enum):
     REPLACE_APISERVER = "replace_apiserver"
     ADD_TO_ENDPOINT = "add_to_endpoint"
     REMOVE_FROM_ENDPOINT = "remove_from_endpoint"
-    # Backup and restore steps (part of the backup/restore playbooks) go here.
+    # Backup and restore (kubectl_state.core.lifecycle.recovery).
+    EXPORT = "export"
+    RETENTION = "retention"
+    SCHEDULE = "schedule"
+    UNSCHEDULE = "unschedule"
+    STAGE_SNAPSHOT = "stage_snapshot"
+    PAUSE_APISERVER = "pause_apiserver"
+    STOP_MEMBER = "stop_member"
+    RESTORE_MEMBER = "restore_member"
+    START_RESTORED = "start_restored"
+    IMPORT = "import"
 
 
 _TEXT = {
@@ -42,6 +52,16 @@ _TEXT = {
                               "take the old one out and stop it",
     Action.ADD_TO_ENDPOINT: "add API server {host} to the API endpoint",
     Action.REMOVE_FROM_ENDPOINT: "remove API server {host} from the API endpoint",
+    Action.EXPORT: "export the API objects through the API endpoint on {host}",
+    Action.RETENTION: "apply the retention to the backups on {host}",
+    Action.SCHEDULE: "install the backup schedule on {host}",
+    Action.UNSCHEDULE: "remove the backup schedule from {host}",
+    Action.STAGE_SNAPSHOT: "copy the snapshot to etcd member {host}",
+    Action.PAUSE_APISERVER: "remove API server {host} from the API endpoint and stop it (its files kept)",
+    Action.STOP_MEMBER: "stop etcd member {host} (quorum is not kept: the cluster is replaced)",
+    Action.RESTORE_MEMBER: "restore etcd member {host}'s data dir from the snapshot (the old one moved aside)",
+    Action.START_RESTORED: "start the restored etcd members together: {host}",
+    Action.IMPORT: "import the API-level export through the API endpoint on {host}",
 }
 
 

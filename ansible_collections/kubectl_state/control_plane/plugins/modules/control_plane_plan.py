@@ -29,7 +29,7 @@ options:
       - The lifecycle operation to plan.
     type: str
     required: true
-    choices: [create, scale, migrate, repair, upgrade, delete]
+    choices: [create, scale, migrate, repair, upgrade, backup, restore, delete]
   etcd:
     description:
       - The etcd members the inventory wants, in inventory order (the first forms a new cluster).
@@ -140,6 +140,17 @@ options:
     type: list
     elements: str
     default: []
+  plan_options:
+    description:
+      - Settings of the operation's plan that the inventory does not give.
+      - For O(operation=backup), C(backup_host) (the host that keeps the backups; required), C(export) (bool,
+        an API-level export too), C(retention) and C(schedule) (one-line descriptions shown in the plan) or
+        C(unschedule) (bool).
+      - For O(operation=restore), C(snapshot) (required), C(archive) (an API-level export to import afterwards)
+        and C(backup_host).
+      - An option the operation does not take fails the module with its name.
+    type: dict
+    default: {}
 extends_documentation_fragment:
   - kubectl_state.control_plane.connection
 notes:
@@ -246,7 +257,8 @@ def main():
     module = new_module(
         dict(
             operation=dict(type="str", required=True,
-                           choices=["create", "scale", "migrate", "repair", "upgrade", "delete"]),
+                           choices=["create", "scale", "migrate", "repair", "upgrade", "backup", "restore",
+                                    "delete"]),
             etcd=dict(type="list", elements="dict", required=True, options=ETCD_HOST),
             etcd_remove=dict(type="list", elements="dict", default=[], options=ETCD_HOST),
             control_plane=dict(type="list", elements="dict", required=True, options=API_SERVER),
@@ -259,6 +271,7 @@ def main():
             endpoint_remove_config=dict(type="str", default=""),
             etcd_version=dict(type="str"),
             outdated_apiservers=dict(type="list", elements="str", default=[]),
+            plan_options=dict(type="dict", default={}),
         ),
     )
     from kubectl_state.core.lifecycle.observe import observe
@@ -287,6 +300,7 @@ def main():
             options["outdated_apiservers"] = params["outdated_apiservers"]
         if params["operation"] == "upgrade":
             options["etcd_version"] = params["etcd_version"]
+        options.update(params["plan_options"])
         checked = plan(params["operation"], topology, observed, **options)
     hosts = {}
     for step in checked.steps:
