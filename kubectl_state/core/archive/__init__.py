@@ -5,6 +5,7 @@ Modules, one job each:
   layout     where files live; which paths are safe
   manifest   manifest.json's data types and checks (schema in kubectl_state/schemas/)
   yamlcodec  canonical YAML dump; a loader that refuses aliases, tags, depth, bad UTF-8
+  yaml_fast  the dump's fast path: libyaml's block layout written as text directly
   objects    checking one object file against its manifest entry
   secrets    encrypting Secret values (age)
   stores     building a directory or .tar.gz under a temporary name, publishing it atomically

@@ -12,7 +12,6 @@ limit, nesting deeper than a limit, invalid UTF-8 and more than one document.
 from __future__ import annotations
 
 import io
-import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -24,10 +23,15 @@ from yaml.nodes import Node
 from yaml.resolver import Resolver
 
 from kubectl_state.core.archive.limits import DEFAULT_LIMITS
+from kubectl_state.core.archive.yaml_fast import (
+    METADATA_ORDER,
+    TOP_ORDER,
+    NotPlain,
+    dump_text,
+    float_text,
+    resolved_tag,
+)
 from kubectl_state.core.errors import ArchiveError
-
-_TOP_ORDER = ("apiVersion", "kind", "metadata")
-_METADATA_ORDER = ("name", "generateName", "namespace")
 
 try:  # libyaml is several times faster; PyYAML without it is still correct.
     from yaml import CSafeDumper as _Dumper
@@ -62,9 +66,9 @@ def _dump_with_representer(obj: Mapping[str, Any]) -> bytes:
     body = _sorted(obj)
     metadata = body.get("metadata")
     if isinstance(metadata, dict):
-        body["metadata"] = _ordered(metadata, _METADATA_ORDER)
+        body["metadata"] = _ordered(metadata, METADATA_ORDER)
     text = yaml.dump(
-        _ordered(body, _TOP_ORDER),
+        _ordered(body, TOP_ORDER),
         Dumper=_Dumper,
         default_flow_style=False,
         sort_keys=False,
@@ -73,8 +77,9 @@ def _dump_with_representer(obj: Mapping[str, Any]) -> bytes:
     return text.encode("utf-8")
 
 
-# --- the fast path --------------------------------------------------------------------------
+# --- the event path -------------------------------------------------------------------------
 #
+# For objects yaml_fast cannot write as text (non-ASCII, double-quoted strings, long keys).
 # Export spends most of its CPU time dumping objects, and nearly all of that in PyYAML's
 # representer and resolver (pure Python, once per node) rather than in libyaml's emitter.
 # JSON-shaped data needs neither: the events below are exactly those the representer and
@@ -85,9 +90,6 @@ def _dump_with_representer(obj: Mapping[str, Any]) -> bytes:
 _TAG = "tag:yaml.org,2002:"
 _STR_TAG, _MAP_TAG, _SEQ_TAG = _TAG + "str", _TAG + "map", _TAG + "seq"
 _NULL_TAG, _BOOL_TAG, _INT_TAG, _FLOAT_TAG = _TAG + "null", _TAG + "bool", _TAG + "int", _TAG + "float"
-_IMPLICIT = yaml.resolver.Resolver.yaml_implicit_resolvers
-_WILDCARD = tuple(_IMPLICIT.get(None, ()))  # None: resolvers PyYAML tries whatever the first character
-_FLOATS = yaml.SafeDumper(None)  # type: ignore[arg-type]  # only its represent_float is used, never its stream
 _STREAM_START = yaml.StreamStartEvent()
 _STREAM_END = yaml.StreamEndEvent()
 _DOC_START = yaml.DocumentStartEvent(explicit=False)
@@ -98,18 +100,6 @@ _SEQ_END = yaml.SequenceEndEvent()
 
 class _NotJson(Exception):
     """A value outside the JSON data model: dump it the reference way."""
-
-
-#: Resolvers by first character, wildcard ones (None: any first character) appended to each.
-_BY_FIRST = {first: (*resolvers, *_WILDCARD) for first, resolvers in _IMPLICIT.items() if first is not None}
-
-
-def _resolved_tag(value: str) -> str:
-    """The tag a plain scalar `value` would be read back as (what PyYAML's resolver says)."""
-    for tag, regexp in _BY_FIRST.get(value[0] if value else "", _WILDCARD):
-        if regexp.match(value):
-            return str(tag)
-    return _STR_TAG
 
 
 #: Events of strings seen before. Keys repeat in every object (name, labels, spec...) and
@@ -123,7 +113,7 @@ def _string(value: str) -> yaml.ScalarEvent:
     if event is None:
         # A string that reads back as something else (true, 1.5, null, "") is quoted by the
         # emitter when told that its plain form is not implicitly a string.
-        event = yaml.ScalarEvent(None, _STR_TAG, (_resolved_tag(value) == _STR_TAG, True), value)
+        event = yaml.ScalarEvent(None, _STR_TAG, (resolved_tag(value) == _STR_TAG, True), value)
         if len(_STRINGS) < _STRINGS_MAX and len(value) <= 64:
             _STRINGS[value] = event
     return event
@@ -140,10 +130,10 @@ def _scalar(value: Any) -> yaml.ScalarEvent:
     elif value is None:
         text, tag = "null", _NULL_TAG
     elif kind is float:
-        text, tag = str(_FLOATS.represent_float(value).value), _FLOAT_TAG
+        text, tag = float_text(value), _FLOAT_TAG
     else:
         raise _NotJson
-    return yaml.ScalarEvent(None, tag, (_resolved_tag(text) == tag, False), text)
+    return yaml.ScalarEvent(None, tag, (resolved_tag(text) == tag, False), text)
 
 
 def _events(value: Any, out: list[yaml.Event], first: tuple[str, ...] = ()) -> None:
@@ -165,7 +155,7 @@ def _events(value: Any, out: list[yaml.Event], first: tuple[str, ...] = ()) -> N
             if type(item) is str:
                 out.append(_string(item))
             else:
-                _events(item, out, _METADATA_ORDER if first is _TOP_ORDER and key == "metadata" else ())
+                _events(item, out, METADATA_ORDER if first is TOP_ORDER and key == "metadata" else ())
         out.append(_MAP_END)
     elif kind is list or kind is tuple or isinstance(value, list | tuple):
         out.append(yaml.SequenceStartEvent(None, _SEQ_TAG, True, flow_style=False))
@@ -176,129 +166,6 @@ def _events(value: Any, out: list[yaml.Event], first: tuple[str, ...] = ()) -> N
         out.append(_scalar(value))
 
 
-# --- the fastest path: plain text for plain objects -----------------------------------------
-#
-# Most objects hold nothing but names, numbers, base64 and the like: strings libyaml writes
-# as they are (plain) or in single quotes when they would read back as another type ('1',
-# 'true', ''). For those, the block layout libyaml produces (two-space indents, sequences
-# inside mappings not indented, `{}`/`[]` for empty ones) is written directly, skipping
-# events altogether. One string outside that set (a space, a line break, an indicator, a
-# non-ASCII character, a float) sends the whole object down the event path above.
-
-#: Strings libyaml writes in block context without quoting or folding them: no spaces (so
-#: never folded at 80 columns), no indicator characters, not starting with one, not ending
-#: in ":" ("a:" followed by the end reads as a key), ASCII only.
-_SIMPLE = re.compile(r"[A-Za-z0-9_./+=][A-Za-z0-9_./+=@~:%,()-]*(?<!:)")
-#: Longer keys are written as complex keys ("? ..."), which the fast path does not do.
-_MAX_SIMPLE_KEY = 128
-_TEXT: dict[str, str] = {}
-
-
-class _NotPlain(Exception):
-    """The object holds something the plain-text writer does not produce byte for byte."""
-
-
-def _text(value: Any) -> str:
-    kind = type(value)
-    if kind is str:
-        text = _TEXT.get(value)
-        if text is not None:
-            return text
-        if value == "":
-            text = "''"
-        elif _SIMPLE.fullmatch(value) is None or value.startswith("..."):
-            raise _NotPlain
-        elif _resolved_tag(value) == _STR_TAG:
-            text = value
-        else:
-            text = f"'{value}'"  # reads back as a number, a boolean, null...: quoted, as libyaml does
-        if len(_TEXT) < _STRINGS_MAX and len(value) <= 64:
-            _TEXT[value] = text
-        return text
-    if kind is bool:
-        return "true" if value else "false"
-    if kind is int:
-        return str(value)
-    if value is None:
-        return "null"
-    raise _NotPlain  # floats (rare in objects) and anything else: the event path decides
-
-
-def _sorted_keys(mapping: Mapping[Any, Any], first: tuple[str, ...]) -> list[Any]:
-    try:
-        keys = sorted(mapping)
-    except TypeError:
-        keys = sorted(mapping, key=str)
-    if first:
-        leading = [key for key in first if key in mapping]
-        keys = leading + [key for key in keys if key not in leading]
-    return keys
-
-
-def _plain_mapping(mapping: Mapping[Any, Any], indent: int, inline: bool, out: list[str],
-                   first: tuple[str, ...] = ()) -> None:
-    """Block mapping entries at `indent`; `inline`: the first one continues the current line
-    (after "- ")."""
-    pad = " " * indent
-    for index, key in enumerate(_sorted_keys(mapping, first)):
-        head = (pad if index or not inline else "") + (_KEYS.get(key) or _key_text(key))
-        value = mapping[key]
-        kind = type(value)
-        if kind is str:  # most values: checked first, and without the Mapping ABC
-            out.append(head + ": " + (_TEXT.get(value) or _text(value)) + "\n")
-        elif kind is list or kind is tuple:
-            if value:
-                out.append(head + ":\n")
-                _plain_sequence(value, indent, False, out)  # not indented inside a mapping
-            else:
-                out.append(head + ": []\n")
-        elif kind is dict or isinstance(value, Mapping):
-            if value:
-                out.append(head + ":\n")
-                _plain_mapping(value, indent + 2, False, out,
-                               _METADATA_ORDER if first is _TOP_ORDER and key == "metadata" else ())
-            else:
-                out.append(head + ": {}\n")
-        else:
-            out.append(head + ": " + _text(value) + "\n")
-
-
-#: Texts of keys seen before (keys that cannot be written plain are never cached).
-_KEYS: dict[Any, str] = {}
-
-
-def _key_text(key: Any) -> str:
-    text = _text(key)
-    if len(text) > _MAX_SIMPLE_KEY:
-        raise _NotPlain
-    if type(key) is str and len(_KEYS) < _STRINGS_MAX:
-        _KEYS[key] = text
-    return text
-
-
-def _plain_sequence(sequence: list[Any] | tuple[Any, ...], indent: int, inline: bool, out: list[str]) -> None:
-    pad = " " * indent
-    for index, item in enumerate(sequence):
-        dash = (pad if index or not inline else "") + "- "
-        kind = type(item)
-        if kind is str:
-            out.append(dash + (_TEXT.get(item) or _text(item)) + "\n")
-        elif kind is list or kind is tuple:
-            if item:
-                out.append(dash)
-                _plain_sequence(item, indent + 2, True, out)
-            else:
-                out.append(dash + "[]\n")
-        elif kind is dict or isinstance(item, Mapping):
-            if item:
-                out.append(dash)
-                _plain_mapping(item, indent + 2, True, out)
-            else:
-                out.append(dash + "{}\n")
-        else:
-            out.append(dash + _text(item) + "\n")
-
-
 def dump_object(obj: Mapping[str, Any]) -> bytes:
     """`obj` as a UTF-8 YAML document in the archive's canonical key order: `apiVersion`,
     `kind`, `metadata` (`name`, `generateName`, `namespace` first), then every other key
@@ -306,16 +173,13 @@ def dump_object(obj: Mapping[str, Any]) -> bytes:
     if not _HAVE_LIBYAML:  # pragma: no cover - the pure-Python emitter gains nothing from events
         return _dump_with_representer(obj)
     if type(obj) is dict and obj:
-        lines: list[str] = []
         try:
-            _plain_mapping(obj, 0, False, lines, _TOP_ORDER)
-        except _NotPlain:
+            return dump_text(obj).encode("ascii")
+        except NotPlain:
             pass
-        else:
-            return "".join(lines).encode("ascii")
     events: list[yaml.Event] = [_STREAM_START, _DOC_START]
     try:
-        _events(obj, events, _TOP_ORDER)
+        _events(obj, events, TOP_ORDER)
     except _NotJson:
         return _dump_with_representer(obj)
     events += (_DOC_END, _STREAM_END)
