@@ -89,7 +89,9 @@ def manifest_edits(draw: st.DrawFn, doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def resigned(doc: Any, path: str, data: bytes) -> None:
-    for entry in doc.get("objects", []) if isinstance(doc, dict) else []:
+    # The mutation may have replaced the manifest, or its object list, with anything at all.
+    entries = doc.get("objects") if isinstance(doc, dict) else None
+    for entry in entries if isinstance(entries, list) else []:
         if isinstance(entry, dict) and entry.get("path") == path:
             entry["sha256"] = hashlib.sha256(data).hexdigest()
             entry["size"] = len(data)

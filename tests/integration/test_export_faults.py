@@ -77,7 +77,14 @@ def start_export(kubeconfig: str, path: Path, *extra: str) -> subprocess.Popen[s
     return subprocess.Popen(
         [sys.executable, "-m", "kubectl_state", "export", str(path), "--kubeconfig", kubeconfig, *extra],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO_ROOT,
+        # A test run started in the background (`make test &`) inherits SIGINT ignored, and Python
+        # then keeps it ignored; the Ctrl-C test needs the default, as at a terminal.
+        preexec_fn=_default_sigint,  # noqa: PLW1509 - it only resets one signal, async-signal-safe
     )
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def temp_names(directory: Path, path: Path) -> list[Path]:
