@@ -206,7 +206,8 @@ def _value(value: Any, column: int, indent: int, out: list[str]) -> None:
         out.append(_other_text(value) + "\n")
 
 
-def _sorted_keys(mapping: Mapping[Any, Any], first: tuple[str, ...]) -> list[Any]:
+def sorted_keys(mapping: Mapping[Any, Any], first: tuple[str, ...]) -> list[Any]:
+    """The archive's key order (`first` in its order, then the rest sorted); the libyaml path uses it too."""
     try:
         keys = sorted(mapping)
     except TypeError:  # keys of mixed types: ordered by their text, as the reference does
@@ -224,7 +225,7 @@ def _mapping(mapping: Mapping[Any, Any], indent: int, inline: bool, out: list[st
     pad = " " * indent
     lead = "" if inline else pad
     texts = _TEXT
-    for key in _sorted_keys(mapping, first):
+    for key in sorted_keys(mapping, first):
         key_text = texts.get(key) if type(key) is str else None
         if key_text is None:
             key_text = _key_text(key)

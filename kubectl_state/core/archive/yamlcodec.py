@@ -30,6 +30,7 @@ from kubectl_state.core.archive.yaml_fast import (
     dump_text,
     float_text,
     resolved_tag,
+    sorted_keys,
 )
 from kubectl_state.core.errors import ArchiveError
 
@@ -142,14 +143,7 @@ def _events(value: Any, out: list[yaml.Event], first: tuple[str, ...] = ()) -> N
         out.append(_string(value))
     elif kind is dict or (kind is not list and isinstance(value, Mapping)):
         out.append(yaml.MappingStartEvent(None, _MAP_TAG, True, flow_style=False))
-        try:
-            keys = sorted(value)
-        except TypeError:  # keys of mixed types: ordered by their text, as the reference does
-            keys = sorted(value, key=str)
-        if first:
-            leading = [key for key in first if key in value]
-            keys = leading + [key for key in keys if key not in leading]
-        for key in keys:
+        for key in sorted_keys(value, first):
             out.append(_string(key) if type(key) is str else _scalar(key))
             item = value[key]
             if type(item) is str:
