@@ -20,7 +20,8 @@ from tests.etcd_cluster import EtcdBinaryMissing
 from tests.integration.test_collection_modules import playbook, task_result
 from tests.integration.test_lifecycle_create import run_playbook
 from tests.lifecycle.control_plane import GROUPS, role_vars
-from tests.lifecycle.hosts import HostLab, HostLabUnavailable, check_available
+from tests.lifecycle.hosts import HostLab
+from tests.lifecycle.lab_fixture import lab_or_skip
 
 # Lab set-up, one create run over SSH and one module run: about a minute and a half here.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(480)]
@@ -28,12 +29,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(480)]
 
 @pytest.fixture
 def lab() -> Iterator[HostLab]:
-    try:
-        check_available()
-    except HostLabUnavailable as exc:
-        pytest.skip(str(exc))
-    with HostLab(4) as made:
-        yield made
+    yield from lab_or_skip(4)
 
 
 def test_removing_a_member_while_another_is_cut_off_is_refused(lab: HostLab, tmp_path: Path) -> None:

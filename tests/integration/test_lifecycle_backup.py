@@ -24,7 +24,8 @@ from tests.etcd_cluster import EtcdBinaryMissing
 from tests.integration.test_collection_modules import SCRIPTS, ansible_env, playbook, task_result
 from tests.integration.test_lifecycle_create import KUBECTL, kubectl, wait_for_no_processes
 from tests.lifecycle.control_plane import GROUPS, kubeconfig_path, role_vars
-from tests.lifecycle.hosts import IP, HostLab, HostLabUnavailable, check_available
+from tests.lifecycle.hosts import IP, HostLab
+from tests.lifecycle.lab_fixture import lab_or_skip
 
 # Create, two backups, the scheduled one, delete, two restores, delete: five to nine minutes on 2 busy cores.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
@@ -35,12 +36,7 @@ ALL_HOSTS = {"h1", "h2", "h3", "h4"}
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[HostLab]:
-    try:
-        check_available()
-    except HostLabUnavailable as exc:
-        pytest.skip(str(exc))
-    with HostLab(4) as made:
-        yield made
+    yield from lab_or_skip(4)
 
 
 def run_playbook(lab: HostLab, name: str, extra_vars: Path, inventory: Path, *more: str,

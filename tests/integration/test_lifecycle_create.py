@@ -21,7 +21,8 @@ import yaml
 from tests.etcd_cluster import EtcdBinaryMissing
 from tests.integration.test_collection_modules import SCRIPTS, ansible_env, playbook, task_result
 from tests.lifecycle.control_plane import GROUPS, kubeconfig_path, role_vars
-from tests.lifecycle.hosts import HostLab, HostLabUnavailable, check_available
+from tests.lifecycle.hosts import HostLab
+from tests.lifecycle.lab_fixture import lab_or_skip
 
 # Three playbook runs over SSH on an otherwise idle 2-core machine: about three minutes; the
 # limit leaves room for a machine that is busy with other work.
@@ -33,12 +34,7 @@ RECAP = re.compile(r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[HostLab]:
-    try:
-        check_available()
-    except HostLabUnavailable as exc:
-        pytest.skip(str(exc))
-    with HostLab(4) as made:
-        yield made
+    yield from lab_or_skip(4)
 
 
 def run_playbook(lab: HostLab, name: str, extra_vars: Path, inventory: Path) -> tuple[str, dict[str, tuple[int, ...]]]:

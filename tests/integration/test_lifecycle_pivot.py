@@ -25,7 +25,8 @@ from tests.etcd_cluster import EtcdBinaryMissing
 from tests.integration.test_collection_modules import playbook, task_result
 from tests.integration.test_lifecycle_create import KUBECTL, kubectl
 from tests.lifecycle.control_plane import role_vars
-from tests.lifecycle.hosts import HostLab, HostLabUnavailable, check_available
+from tests.lifecycle.hosts import HostLab
+from tests.lifecycle.lab_fixture import lab_or_skip
 from tests.lifecycle.runner import PlaybookRun, client_urls, run_playbook, write_inventory
 
 # Bootstrap, three refused runs, the pivot, the target's delete: ten to twenty minutes on 2 busy cores.
@@ -47,12 +48,7 @@ CRD = {
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[HostLab]:
-    try:
-        check_available()
-    except HostLabUnavailable as exc:
-        pytest.skip(str(exc))
-    with HostLab(5) as made:
-        yield made
+    yield from lab_or_skip(5)
 
 
 def endpoint_kubeconfig(lab: HostLab, path: Path) -> Path:

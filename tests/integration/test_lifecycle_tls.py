@@ -30,7 +30,8 @@ from kubectl_state.core.etcd.members import cluster_state
 from kubectl_state.core.kube.client import KubeClient
 from tests.etcd_cluster import EtcdBinaryMissing
 from tests.lifecycle.control_plane import GROUPS, role_vars
-from tests.lifecycle.hosts import HostLab, HostLabUnavailable, check_available
+from tests.lifecycle.hosts import HostLab
+from tests.lifecycle.lab_fixture import lab_or_skip
 from tests.lifecycle.runner import endpoint_kubeconfig, run_playbook, write_inventory
 
 # A create and a delete over SSH: about two minutes on a 2-core machine.
@@ -39,12 +40,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[HostLab]:
-    try:
-        check_available()
-    except HostLabUnavailable as exc:
-        pytest.skip(str(exc))
-    with HostLab(4) as made:
-        yield made
+    yield from lab_or_skip(4)
 
 
 def _write(path: Path, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> tuple[str, str]:
