@@ -270,6 +270,12 @@ def load_object(
         value = loader.construct_document(node) if node is not None else None
     except _Refused as exc:
         raise ArchiveError(str(exc)) from None
+    except yaml.MarkedYAMLError as exc:
+        # libyaml 0.2.6 (PyYAML 6.0.4's wheels) stops scanning at 1,000 open flow collections,
+        # which its scanner reaches before this composer sees depth max_depth.
+        if exc.problem and "nesting depth" in exc.problem:
+            raise ArchiveError(f"the YAML document is nested more than {max_depth} levels deep") from None
+        raise ArchiveError(f"the document is not valid YAML: {_yaml_problem(exc)}") from None
     # ValueError: integers beyond Python's digit limit; RecursionError: belt and braces.
     except (yaml.YAMLError, ValueError, RecursionError) as exc:
         raise ArchiveError(f"the document is not valid YAML: {_first_line(exc)}") from None
@@ -278,6 +284,14 @@ def load_object(
     if not isinstance(value, dict):
         raise ArchiveError("the document is not a YAML mapping (a Kubernetes object)")
     return value
+
+
+def _yaml_problem(exc: yaml.MarkedYAMLError) -> str:
+    """What went wrong and where, e.g. "mapping values are not allowed here (line 3, column 9)"."""
+    if not exc.problem:
+        return _first_line(exc)
+    where = f" (line {exc.problem_mark.line + 1}, column {exc.problem_mark.column + 1})" if exc.problem_mark else ""
+    return f"{exc.problem}{where}"
 
 
 def _first_line(exc: BaseException) -> str:
