@@ -1,7 +1,7 @@
 """Talking to a Kubernetes API server: kubeconfig in, JSON over HTTPS out, typed errors back.
 
-The kubeconfig is read by the official client's loader (contexts, exec credential plugins,
-token files, client certificates all behave as for kubectl); the requests themselves go
+The kubeconfig is read by our own reader (kubeconfig.py: contexts, exec credential plugins,
+token files, client certificates behave as for kubectl); the requests themselves go
 through one `requests.Session`, so that lists can be paged, streamed and run concurrently
 over pooled connections, and every failure becomes one of the core's errors.
 """
@@ -9,23 +9,19 @@ over pooled connections, and every failure becomes one of the core's errors.
 from __future__ import annotations
 
 import json
-import os
-import threading
 from collections.abc import Mapping
 from typing import Any
 
 import requests
-from kubernetes import client as k8s
-from kubernetes.config import kube_config
-from kubernetes.config.config_exception import ConfigException
+import requests.adapters
 
 from kubectl_state.core.errors import (
     ApiError,
-    ConfigError,
     ConnectionFailed,
     OperationTimeout,
     warn_tls_verification_off,
 )
+from kubectl_state.core.kube.kubeconfig import KubeConfiguration, load_kubeconfig
 
 #: (connect, read) seconds. Lists of large resources may take a while to start answering.
 DEFAULT_TIMEOUT = (10.0, 120.0)
@@ -33,48 +29,45 @@ DEFAULT_TIMEOUT = (10.0, 120.0)
 QUICK_TIMEOUT = (5.0, 10.0)
 
 
-def load_configuration(kubeconfig: str | None = None, context: str | None = None) -> k8s.Configuration:
+def load_configuration(kubeconfig: str | None = None, context: str | None = None) -> KubeConfiguration:
     """The connection settings of `context` in `kubeconfig` (both default as kubectl's do).
 
     `kubeconfig=None` honours $KUBECONFIG and then ~/.kube/config, like kubectl.
     TLS verification follows the kubeconfig; it is never turned off here.
     """
-    if kubeconfig is not None and not os.path.isfile(kubeconfig):
-        raise ConfigError(f"kubeconfig {kubeconfig} does not exist or is not a file")
-    configuration = k8s.Configuration()
-    try:
-        kube_config.load_kube_config(
-            config_file=kubeconfig,
-            context=context,
-            client_configuration=configuration,
-            persist_config=False,
-        )
-    except ConfigException as exc:
-        raise ConfigError(f"cannot use kubeconfig: {exc}") from exc
-    except OSError as exc:
-        raise ConfigError(f"cannot read kubeconfig {exc.filename or kubeconfig}: {exc.strerror}") from exc
-    return configuration
+    return load_kubeconfig(kubeconfig, context)
+
+
+class _ServerNameAdapter(requests.adapters.HTTPAdapter):
+    """Checks the server's certificate against (and sends as SNI) the kubeconfig's
+    tls-server-name instead of the host in the URL."""
+
+    def __init__(self, server_name: str, **kwargs: Any) -> None:
+        self._server_name = server_name
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["server_hostname"] = self._server_name
+        super().init_poolmanager(*args, **kwargs)
 
 
 class KubeClient:
     """JSON requests against one API server. Thread-safe: export lists resources concurrently."""
 
-    def __init__(self, configuration: k8s.Configuration, *, pool_size: int = 16) -> None:
+    def __init__(self, configuration: KubeConfiguration, *, pool_size: int = 16) -> None:
         self.configuration = configuration
-        self.server = str(configuration.host).rstrip("/")
+        self.server = configuration.server.rstrip("/")
         self._session = requests.Session()
-        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
+        adapter_options: dict[str, Any] = {"pool_connections": 4, "pool_maxsize": pool_size, "max_retries": 0}
+        adapter = (_ServerNameAdapter(configuration.tls_server_name, **adapter_options)
+                   if configuration.tls_server_name else requests.adapters.HTTPAdapter(**adapter_options))
         self._session.mount("https://", adapter)
         self._session.mount("http://", adapter)
         # Passed with every request, not set on the session: requests lets $REQUESTS_CA_BUNDLE
         # override a session's verify, which would replace the kubeconfig's CA with the system's.
-        self._verify: bool | str = (configuration.ssl_ca_cert or True) if configuration.verify_ssl else False
-        if not configuration.verify_ssl:
+        self._verify: bool | str = configuration.verify
+        if configuration.verify is False:
             warn_tls_verification_off(self.server, "insecure-skip-tls-verify in the kubeconfig")
-        if configuration.cert_file and configuration.key_file:
-            self._session.cert = (configuration.cert_file, configuration.key_file)
-        # Exec plugins refresh tokens through a hook on the configuration; serialise it.
-        self._auth_lock = threading.Lock()
 
     @classmethod
     def from_kubeconfig(cls, kubeconfig: str | None = None, context: str | None = None, **kwargs: Any) -> KubeClient:
@@ -82,6 +75,8 @@ class KubeClient:
 
     def close(self) -> None:
         self._session.close()
+        # Inline certificate data lives in temporary files until the client is done.
+        self.configuration.close()
 
     def __enter__(self) -> KubeClient:
         return self
@@ -93,12 +88,10 @@ class KubeClient:
         headers = {"Accept": "application/json", "User-Agent": "kubectl-state"}
         if content_type:
             headers["Content-Type"] = content_type
-        with self._auth_lock:
-            token = self.configuration.get_api_key_with_prefix("BearerToken", alias="authorization")
-        if token:
-            headers["Authorization"] = token
-        elif self.configuration.username and self.configuration.password:
-            headers["Authorization"] = str(self.configuration.get_basic_auth_token())
+        # Thread-safe: token files and exec plugins refresh under their own locks.
+        authorization = self.configuration.credentials.authorization()
+        if authorization:
+            headers["Authorization"] = authorization
         return headers
 
     def request(
@@ -119,7 +112,8 @@ class KubeClient:
         url = self.server + path
         try:
             response = self._session.request(method, url, params=params, data=data, verify=self._verify,
-                                             headers=self._headers(content_type), timeout=timeout)
+                                             headers=self._headers(content_type), timeout=timeout,
+                                             cert=self.configuration.credentials.client_cert())
         except requests.Timeout as exc:
             raise OperationTimeout(f"{self.server} did not answer {method} {path} in time",
                                    endpoint=self.server) from exc
