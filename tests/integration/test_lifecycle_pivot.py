@@ -103,7 +103,7 @@ def test_pivot_at_the_api_level_on_network_namespace_hosts(lab: HostLab, tmp_pat
     # The bootstrap and the endpoint, nothing on the target yet.
     boot = passed(run_playbook(lab, "pivot", inventory, write_vars(tmp_path / "boot.yml", {
         **variables, "pivot_bootstrap_only": True}), timeout=1200))
-    assert "form the bootstrap etcd cluster with h1" in boot.plan(), boot.plan()
+    assert any("form the etcd cluster with h1 (the bootstrap's own" in line for line in boot.plan()), boot.plan()
     assert (hosts / "h1" / "etcd").is_dir() and not (hosts / "h2" / "etcd").exists()
 
     kubectl(kubeconfig, "create", "namespace", "pivot")
@@ -121,7 +121,7 @@ def test_pivot_at_the_api_level_on_network_namespace_hosts(lab: HostLab, tmp_pat
 
     # Refused before anything on the target changes.
     refused(run_playbook(lab, "pivot", inventory, write_vars(tmp_path / "bogus.yml", {
-        **variables, "pivot_level": "bogus"})), "InvalidInputError: unknown pivot_level", lab)
+        **variables, "pivot_level": "bogus"})), "unknown pivot_level 'bogus'", lab)
     leftover = hosts / "h3" / "etcd" / "data" / "member"
     leftover.mkdir(parents=True)
     try:
@@ -138,7 +138,8 @@ def test_pivot_at_the_api_level_on_network_namespace_hosts(lab: HostLab, tmp_pat
 
     # The pivot itself.
     run = passed(run_playbook(lab, "pivot", inventory, extra_vars, timeout=1800))
-    assert "copy the chosen objects from h1 into the target (state_migrate)" in run.plan(), run.plan()
+    assert any("copy the chosen objects from h1 into the target (state_migrate)" in line for line in run.plan()), \
+        run.plan()
 
     # Through the endpoint, now the target's: the namespace's objects, the CRD, and not what was filtered out.
     assert kubectl(kubeconfig, "-n", "pivot", "get", "configmap", "settings", "-o", "jsonpath={.data.n}") == "1"

@@ -1,12 +1,14 @@
-"""The pivot planner: step orders at both levels, and the refusals that keep state from being lost or overwritten."""
+"""The pivot planner, through planner.plan: step orders at both levels, and the refusals that keep state
+from being lost or overwritten."""
 
 from __future__ import annotations
 
 import pytest
 
 from kubectl_state.core.errors import ExitStatus, InvalidInputError, UnsafeOperationError
-from kubectl_state.core.lifecycle.pivot import Bootstrap, PivotAction, PivotLevel, PivotPlan, plan_pivot
-from kubectl_state.core.lifecycle.steps import Action
+from kubectl_state.core.lifecycle.pivot import Bootstrap, bootstrap_host
+from kubectl_state.core.lifecycle.planner import OPERATIONS, PLANNERS, plan
+from kubectl_state.core.lifecycle.steps import Action, Plan
 from kubectl_state.core.lifecycle.topology import ApiServer, EtcdHost, Observed, ObservedMember, Topology
 
 TARGET = Topology(
@@ -22,12 +24,9 @@ def member(member_id: int, name: str, *, healthy: bool = True, learner: bool = F
 
 
 def bootstrap(*, running: bool = True, healthy: bool = True, data: bool | None = None) -> Bootstrap:
-    return Bootstrap(
-        etcd=EtcdHost("h1", "http://h1:2380", "http://h1:2379"),
-        apiserver=ApiServer("h1", "h1:6443"),
-        members=(member(1, "h1", healthy=healthy),) if running else (),
-        has_data=running if data is None else data,
-    )
+    found = bootstrap_host({"name": "h1", "peer_url": "http://h1:2380", "client_url": "http://h1:2379",
+                            "address": "h1:6443", "has_data": running if data is None else data})
+    return found.found([member(1, "h1", healthy=healthy)] if running else [])
 
 
 #: The endpoint runs and serves the bootstrap's replica; nothing of the target exists.
@@ -36,58 +35,88 @@ TARGET_UP = Observed(members=(member(2, "h2"), member(3, "h3"), member(4, "h4"))
                      backends={"h2": "h2:6443", "h3": "h3:6443"}, endpoint_running=True)
 
 
-def actions(plan: PivotPlan) -> list[tuple[str, str]]:
-    return [(s.action, s.host) for s in plan.steps]
+def pivot(topology: Topology = TARGET, observed: Observed = SERVING, **options: object) -> Plan:
+    options.setdefault("bootstrap", bootstrap())
+    return plan("pivot", topology, observed, **options)
 
 
-def test_etcd_level_stops_writes_before_the_snapshot_and_restores_every_member_from_it() -> None:
-    plan = plan_pivot(TARGET, SERVING, bootstrap=bootstrap(), level="etcd")
-    assert plan.level is PivotLevel.ETCD
-    assert actions(plan) == [
-        ("count_objects", "h5"),
-        ("remove_from_endpoint", "h1"), ("stop_writes", "h1"), ("snapshot", "h1"),
+def actions(p: Plan) -> list[tuple[str, str]]:
+    return [(s.action.value, s.host) for s in p.steps]
+
+
+def index(p: Plan, action: Action, host: str) -> int:
+    return next(i for i, s in enumerate(p.steps) if s.action is action and s.host == host)
+
+
+def test_pivot_is_a_planner_operation() -> None:
+    assert "pivot" in OPERATIONS and "pivot" in PLANNERS
+
+
+def test_etcd_level_stops_writes_before_the_snapshot_and_restores_the_target_as_a_restore_would() -> None:
+    p = pivot(level="etcd", pivot_dir="/srv/pivot")
+    assert p.operation == "pivot"
+    assert actions(p) == [
+        ("export", "h5"),
+        ("pause_apiserver", "h1"), ("snapshot", "h1"),
+        ("stage_snapshot", "h2"), ("stage_snapshot", "h3"), ("stage_snapshot", "h4"),
         ("restore_member", "h2"), ("restore_member", "h3"), ("restore_member", "h4"),
-        ("start_restored", "h2"), ("start_restored", "h3"), ("start_restored", "h4"),
+        ("start_restored", "h2, h3, h4"),
         ("start_apiserver", "h2"), ("add_to_endpoint", "h2"), ("start_apiserver", "h3"), ("add_to_endpoint", "h3"),
-        ("verify", "h5"), ("delete_bootstrap", "h1"),
+        ("verify", "h5"), ("stop_apiserver", "h1"), ("stop_and_wipe", "h1"),
     ]
-    # No member starts before all are restored: a restored member waits for its new cluster's quorum.
-    assert max(plan.index(PivotAction.RESTORE_MEMBER, h) for h in ("h2", "h3", "h4")) \
-        < min(plan.index(PivotAction.START_RESTORED, h) for h in ("h2", "h3", "h4"))
-    assert plan.lines()[2] == "3. stop bootstrap API server h1, its files kept (writes stop until the target's " \
-                              "first replica joins the endpoint)"
+    # The bootstrap's replica is out of the endpoint and stopped before the snapshot is taken.
+    assert index(p, Action.PAUSE_APISERVER, "h1") < index(p, Action.SNAPSHOT, "h1")
+    assert p.lines()[1] == ("2. remove API server h1 from the API endpoint and stop it (its files kept) (the "
+                            "bootstrap: writes stop until the target's first replica joins the endpoint)")
+    assert p.lines()[2] == "3. take an etcd snapshot from h1 (the bootstrap's, into /srv/pivot)"
+    assert p.lines()[-1] == "pivot_level etcd"
 
 
 def test_a_fresh_start_creates_the_endpoint_and_the_bootstrap_first() -> None:
-    plan = plan_pivot(TARGET, Observed(), bootstrap=bootstrap(running=False), level=PivotLevel.ETCD)
-    assert actions(plan)[:4] == [("start_endpoint", "h5"), ("form_cluster", "h1"), ("start_apiserver", "h1"),
-                                 ("add_to_endpoint", "h1")]
-    assert plan.lines()[1] == "2. bootstrap: form the etcd cluster with h1"
+    p = pivot(observed=Observed(), bootstrap=bootstrap(running=False), level="etcd")
+    assert actions(p)[:4] == [("start_endpoint", "h5"), ("form_cluster", "h1"), ("start_apiserver", "h1"),
+                              ("add_to_endpoint", "h1")]
+    assert p.lines()[1] == "2. form the etcd cluster with h1 (the bootstrap's own, peer http://h1:2380)"
+
+
+def test_bootstrap_only_plans_the_endpoint_and_the_bootstrap_and_nothing_once_they_serve() -> None:
+    fresh = pivot(observed=Observed(), bootstrap=bootstrap(running=False), bootstrap_only=True)
+    assert actions(fresh) == [("start_endpoint", "h5"), ("form_cluster", "h1"), ("start_apiserver", "h1"),
+                              ("add_to_endpoint", "h1")]
+    assert pivot(bootstrap_only=True).empty
+
+
+def test_a_running_bootstrap_out_of_the_endpoint_is_started_and_added_until_the_target_runs() -> None:
+    p = pivot(observed=Observed(endpoint_running=True), level="api")
+    assert actions(p)[:2] == [("start_apiserver", "h1"), ("add_to_endpoint", "h1")]
+    half = Observed(members=(member(2, "h2"),), backends={}, endpoint_running=True)
+    assert ("add_to_endpoint", "h1") not in actions(pivot(observed=half, level="api"))
 
 
 def test_api_level_builds_the_target_as_create_would_and_switches_the_endpoint_after_the_copy() -> None:
-    plan = plan_pivot(TARGET, SERVING, bootstrap=bootstrap(), level="api", move=True)
-    assert actions(plan) == [
+    p = pivot(level="api", move=True)
+    assert actions(p) == [
         ("form_cluster", "h2"),
         ("add_learner", "h3"), ("start_member", "h3"), ("promote", "h3"),
         ("add_learner", "h4"), ("start_member", "h4"), ("promote", "h4"),
         ("start_apiserver", "h2"), ("start_apiserver", "h3"),
-        ("count_objects", "h5"), ("copy_objects", "h1"),
+        ("export", "h5"), ("copy_objects", "h1"),
         ("add_to_endpoint", "h2"), ("add_to_endpoint", "h3"), ("remove_from_endpoint", "h1"),
-        ("verify", "h5"), ("delete_bootstrap", "h1"),
+        ("verify", "h5"), ("stop_apiserver", "h1"), ("stop_and_wipe", "h1"),
     ]
-    assert "then deleted from the bootstrap" in plan.steps[plan.index(PivotAction.COPY_OBJECTS, "h1")].text
+    assert p.steps[index(p, Action.COPY_OBJECTS, "h1")].text == \
+        "copy the chosen objects from h1 into the target (state_migrate) (then deleted from the bootstrap)"
     # Clients keep one address: the bootstrap leaves the endpoint only once the target's replicas are in it.
-    assert plan.index(Action.REMOVE_FROM_ENDPOINT, "h1") > max(plan.index(Action.ADD_TO_ENDPOINT, h)
-                                                               for h in ("h2", "h3"))
+    assert index(p, Action.REMOVE_FROM_ENDPOINT, "h1") > max(index(p, Action.ADD_TO_ENDPOINT, h) for h in ("h2", "h3"))
+    assert p.hosts(Action.FORM_CLUSTER) == ["h2"]
 
 
 def test_api_level_on_a_partly_built_target_plans_only_what_is_missing() -> None:
     partial = Observed(members=(member(2, "h2"), member(3, "h3")), backends={"h1": "h1:6443"},
                        endpoint_running=True)
-    plan = plan_pivot(TARGET, partial, bootstrap=bootstrap(), level="api")
-    assert actions(plan)[:3] == [("add_learner", "h4"), ("start_member", "h4"), ("promote", "h4")]
-    assert "form_cluster" not in [a for a, _ in actions(plan)]
+    p = pivot(observed=partial, level="api")
+    assert actions(p)[:3] == [("add_learner", "h4"), ("start_member", "h4"), ("promote", "h4")]
+    assert p.hosts(Action.FORM_CLUSTER) == []
 
 
 def test_api_level_target_join_is_quorum_checked() -> None:
@@ -95,46 +124,57 @@ def test_api_level_target_join_is_quorum_checked() -> None:
     degraded = Observed(members=(member(2, "h2"), member(3, "h3", healthy=False), member(5, "h5x", healthy=False)),
                         endpoint_running=True)
     with pytest.raises(UnsafeOperationError, match="no quorum"):
-        plan_pivot(TARGET, degraded, bootstrap=bootstrap(), level="api")
+        pivot(observed=degraded, level="api")
 
 
 def test_etcd_level_refuses_a_target_that_holds_a_cluster() -> None:
     with pytest.raises(UnsafeOperationError, match="would overwrite it") as raised:
-        plan_pivot(TARGET, TARGET_UP, bootstrap=bootstrap(), level="etcd")
+        pivot(observed=TARGET_UP, level="etcd")
     assert raised.value.exit_status == ExitStatus.UNSAFE
     with pytest.raises(UnsafeOperationError, match="data dirs on h3"):
-        plan_pivot(TARGET, SERVING, bootstrap=bootstrap(), level="etcd", target_data=["h3"])
+        pivot(level="etcd", target_data=["h3"])
 
 
 def test_unknown_level_and_a_bootstrap_among_the_target_hosts_are_refused() -> None:
     with pytest.raises(InvalidInputError, match="unknown pivot_level 'both'"):
-        plan_pivot(TARGET, SERVING, bootstrap=bootstrap(), level="both")
+        pivot(level="both")
     inside = Topology(etcd=TARGET.etcd, control_plane=(*TARGET.control_plane, ApiServer("h1", "h1:6443")),
                       endpoint="h5")
     with pytest.raises(InvalidInputError, match="may not also be a target host"):
-        plan_pivot(inside, SERVING, bootstrap=bootstrap())
+        pivot(inside)
     with pytest.raises(InvalidInputError, match="may not also be a target host or the API endpoint"):
-        plan_pivot(Topology(etcd=TARGET.etcd, control_plane=TARGET.control_plane, endpoint="h1"), SERVING,
-                   bootstrap=bootstrap())
+        pivot(Topology(etcd=TARGET.etcd, control_plane=TARGET.control_plane, endpoint="h1"))
 
 
 def test_a_bootstrap_without_quorum_is_refused() -> None:
     with pytest.raises(UnsafeOperationError, match="bootstrap's etcd on h1 answers but has no quorum"):
-        plan_pivot(TARGET, SERVING, bootstrap=bootstrap(healthy=False), level="api")
+        pivot(bootstrap=bootstrap(healthy=False), level="api")
 
 
 def test_once_pivoted_the_plan_is_empty_and_a_stopped_bootstrap_is_not_taken_for_gone() -> None:
-    done = plan_pivot(TARGET, TARGET_UP, bootstrap=bootstrap(running=False), level="etcd")
+    done = pivot(observed=TARGET_UP, bootstrap=bootstrap(running=False), level="etcd")
     assert done.empty and done.lines() == ["pivot: nothing to do", "the target runs and the bootstrap on h1 is gone"]
     # The bootstrap's etcd is down but its data is there: the state is not lost, so not "done".
     with pytest.raises(UnsafeOperationError, match="would overwrite it"):
-        plan_pivot(TARGET, TARGET_UP, bootstrap=bootstrap(running=False, data=True), level="etcd")
+        pivot(observed=TARGET_UP, bootstrap=bootstrap(running=False, data=True), level="etcd")
+
+
+def test_bad_options_and_a_bad_bootstrap_entry_are_refused() -> None:
+    with pytest.raises(InvalidInputError, match="the pivot plan takes no option snapshot"):
+        pivot(snapshot="x.db")
+    with pytest.raises(InvalidInputError, match="needs a name and an address"):
+        bootstrap_host({"name": "h1", "peer_url": "http://h1:2380", "client_url": "http://h1:2379"})
+    with pytest.raises(InvalidInputError, match="needs a client_url"):
+        bootstrap_host({"name": "h1", "peer_url": "http://h1:2380", "address": "h1:6443"})
+    with pytest.raises(InvalidInputError, match="has_data is true or false"):
+        bootstrap_host({"name": "h1", "peer_url": "http://h1:2380", "client_url": "http://h1:2379",
+                        "address": "h1:6443", "has_data": "False"})
 
 
 def test_the_plan_as_a_dict() -> None:
-    doc = plan_pivot(TARGET, SERVING, bootstrap=bootstrap(), level="api").to_dict()
-    assert doc["operation"] == "pivot" and doc["level"] == "api"
+    doc = pivot(level="api").to_dict()
+    assert doc["operation"] == "pivot" and doc["notes"] == ["the bootstrap's etcd runs on h1", "pivot_level api"]
     steps = doc["steps"]
     assert isinstance(steps, list)
-    assert steps[-1] == {"action": "delete_bootstrap", "host": "h1",
-                                "text": "delete the bootstrap on h1: stop its API server and etcd, wipe their data"}
+    assert steps[-1] == {"action": "stop_and_wipe", "host": "h1", "detail": "the bootstrap",
+                         "text": "stop etcd on h1 and wipe its data (the bootstrap)"}

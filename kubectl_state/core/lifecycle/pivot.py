@@ -5,11 +5,11 @@ API endpoint while the target is built; at the switch the endpoint's backend cha
 bootstrap's replica to the target's, so clients keep one address; then the target is verified
 and only then is the bootstrap deleted. Two levels:
   etcd  the bootstrap's replica leaves the endpoint and stops (no write is acknowledged after the
-        snapshot), its etcd is snapshotted, every target member restores that one snapshot into
-        the target's whole membership and they start together, then the target's replicas join
-        the endpoint. Refused when the target holds etcd data already: the restore would overwrite it.
-  api   the target is created empty exactly as `create` plans it (learners promoted one at a time,
-        quorum-checked by plan_create), its replicas serve outside the endpoint, the chosen objects
+        snapshot), its etcd is snapshotted, and the target is restored from that one snapshot
+        exactly as plan_restore plans a restore (the playbook runs the restore playbook). Refused
+        when the target holds etcd data already: the restore would overwrite it.
+  api   the target is created empty exactly as plan_create plans it (learners promoted one at a
+        time, quorum-checked there), its replicas serve outside the endpoint, the chosen objects
         are copied with state_migrate, then the target's replicas join and the bootstrap's leaves.
 A bootstrap whose etcd answers without quorum is refused at both levels: its state cannot be read
 as one consistent whole. With the target running and the bootstrap gone the plan is empty.
@@ -17,16 +17,28 @@ as one consistent whole. With the target running and the bootstrap gone the plan
 
 from __future__ import annotations
 
+import dataclasses
 import enum
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from kubectl_state.core.errors import InvalidInputError, UnsafeOperationError
 from kubectl_state.core.etcd import quorum
 from kubectl_state.core.etcd.quorum import MemberView
-from kubectl_state.core.lifecycle.planner import plan_create
-from kubectl_state.core.lifecycle.steps import Action, Step
-from kubectl_state.core.lifecycle.topology import ApiServer, EtcdHost, Observed, ObservedMember, Topology
+from kubectl_state.core.lifecycle.recovery import plan_restore
+from kubectl_state.core.lifecycle.steps import Action, Plan, Step
+from kubectl_state.core.lifecycle.topology import (
+    ApiServer,
+    EtcdHost,
+    Observed,
+    ObservedMember,
+    Topology,
+    api_servers,
+    etcd_hosts,
+)
+
+#: The detail that tells the bootstrap's steps from the target's on the same kinds of step.
+BOOTSTRAP = "the bootstrap"
 
 
 class PivotLevel(enum.Enum):
@@ -44,87 +56,6 @@ def pivot_level(value: str | PivotLevel) -> PivotLevel:
             f"unknown pivot_level {value!r}: it is etcd (a snapshot of the bootstrap's etcd restored into the "
             "target's members) or api (the chosen resources copied with state_migrate)"
         ) from None
-
-
-class PivotAction(enum.Enum):
-    """The pivot's own steps; the others are the lifecycle's (steps.Action), with the same values."""
-
-    COUNT_OBJECTS = "count_objects"
-    COPY_OBJECTS = "copy_objects"
-    STOP_WRITES = "stop_writes"
-    RESTORE_MEMBER = "restore_member"
-    START_RESTORED = "start_restored"
-    VERIFY = "verify"
-    DELETE_BOOTSTRAP = "delete_bootstrap"
-
-
-_TEXT = {
-    PivotAction.COUNT_OBJECTS: "count the objects the bootstrap serves through the API endpoint on {host}",
-    PivotAction.COPY_OBJECTS: "copy the chosen objects from bootstrap {host} into the target (state_migrate)",
-    PivotAction.STOP_WRITES: "stop bootstrap API server {host}, its files kept (writes stop until the target's "
-                             "first replica joins the endpoint)",
-    PivotAction.RESTORE_MEMBER: "restore etcd member {host} from the bootstrap's snapshot",
-    PivotAction.START_RESTORED: "start restored etcd member {host} (the members start together)",
-    PivotAction.VERIFY: "verify through the API endpoint on {host}: the target's etcd has quorum, every member "
-                        "votes, every counted object is served",
-    PivotAction.DELETE_BOOTSTRAP: "delete the bootstrap on {host}: stop its API server and etcd, wipe their data",
-}
-
-
-@dataclass(frozen=True)
-class PivotStep:
-    """One step of the pivot: `action` is a PivotAction or a lifecycle Action value."""
-
-    action: str
-    host: str
-    text: str
-
-    @classmethod
-    def of(cls, action: PivotAction, host: str, detail: str = "") -> PivotStep:
-        text = _TEXT[action].format(host=host)
-        return cls(action.value, host, f"{text} ({detail})" if detail else text)
-
-    @classmethod
-    def lifecycle(cls, action: Action, host: str, detail: str = "", *, role: str = "") -> PivotStep:
-        """A step of the lifecycle's own kinds, its wording prefixed with whose host it is."""
-        text = Step(action, host, detail).text
-        return cls(action.value, host, f"{role}: {text}" if role else text)
-
-    def to_dict(self) -> dict[str, str]:
-        return {"action": self.action, "host": self.host, "text": self.text}
-
-
-@dataclass(frozen=True)
-class PivotPlan:
-    """The ordered steps of one pivot, with the shape of steps.Plan (lines, to_dict, hosts)."""
-
-    level: PivotLevel
-    steps: tuple[PivotStep, ...]
-    notes: tuple[str, ...] = field(default=())
-    operation: str = "pivot"
-
-    @property
-    def empty(self) -> bool:
-        return not self.steps
-
-    def hosts(self, action: PivotAction | Action) -> list[str]:
-        return [s.host for s in self.steps if s.action == action.value]
-
-    def index(self, action: PivotAction | Action, host: str) -> int:
-        """Where the step of `action` for `host` is in the plan (ValueError when absent)."""
-        for i, step in enumerate(self.steps):
-            if step.action == action.value and step.host == host:
-                return i
-        raise ValueError(f"no {action.value} step for {host}")
-
-    def lines(self) -> list[str]:
-        if not self.steps:
-            return [f"{self.operation}: nothing to do", *self.notes]
-        return [f"{i}. {s.text}" for i, s in enumerate(self.steps, start=1)] + list(self.notes)
-
-    def to_dict(self) -> dict[str, object]:
-        return {"operation": self.operation, "level": self.level.value,
-                "steps": [s.to_dict() for s in self.steps], "notes": list(self.notes)}
 
 
 @dataclass(frozen=True)
@@ -146,10 +77,30 @@ class Bootstrap:
     def running(self) -> bool:
         return bool(self.members)
 
+    def found(self, members: Sequence[ObservedMember]) -> Bootstrap:
+        """The same host with the members its etcd lists now."""
+        return dataclasses.replace(self, members=tuple(members))
+
+
+def bootstrap_host(entry: object) -> Bootstrap:
+    """The bootstrap from a dict with name, peer_url, client_url, address and has_data; not observed yet."""
+    if not isinstance(entry, Mapping):
+        raise InvalidInputError(f"the pivot's bootstrap is a dict with name, peer_url, client_url, address and "
+                                f"has_data, not {entry!r}")
+    (etcd,) = etcd_hosts([entry], "bootstrap")
+    (apiserver,) = api_servers([entry], "bootstrap")
+    if not etcd.client_url:
+        raise InvalidInputError(f"the bootstrap {etcd.name} needs a client_url: its etcd is read through it")
+    has_data = entry.get("has_data", False)
+    if not isinstance(has_data, bool):
+        raise InvalidInputError(f"the bootstrap's has_data is true or false, not {has_data!r}")
+    return Bootstrap(etcd=etcd, apiserver=apiserver, has_data=has_data)
+
 
 def _check_hosts(topology: Topology, bootstrap: Bootstrap) -> None:
-    if topology.etcd_remove or topology.control_plane_remove:
-        raise InvalidInputError("etcd_remove and control_plane_remove are for scale, not for the pivot")
+    if topology.etcd_remove or topology.control_plane_remove or topology.endpoint_moves:
+        raise InvalidInputError("etcd_remove, control_plane_remove and api_endpoint_remove are for scale and "
+                                "migrate, not for the pivot")
     target = {h.name for h in topology.etcd} | {s.name for s in topology.control_plane} | {topology.endpoint}
     if bootstrap.name in target or bootstrap.apiserver.name in target:
         raise InvalidInputError(
@@ -180,51 +131,63 @@ def _refuse_overwrite(observed: Observed, target_data: Sequence[str]) -> None:
         )
 
 
-def _bootstrap_up(topology: Topology, observed: Observed, bootstrap: Bootstrap) -> list[PivotStep]:
+def _bootstrap_up(topology: Topology, observed: Observed, bootstrap: Bootstrap) -> list[Step]:
+    """The endpoint and the bootstrap, serving through it until the target takes over."""
     steps = []
     if not observed.endpoint_running:
-        steps.append(PivotStep.lifecycle(Action.START_ENDPOINT, topology.endpoint))
+        steps.append(Step(Action.START_ENDPOINT, topology.endpoint))
     if not bootstrap.running:
-        steps += [PivotStep.lifecycle(Action.FORM_CLUSTER, bootstrap.name, role="bootstrap"),
-                  PivotStep.lifecycle(Action.START_APISERVER, bootstrap.name, role="bootstrap"),
-                  PivotStep.lifecycle(Action.ADD_TO_ENDPOINT, bootstrap.name, role="bootstrap")]
+        steps.append(Step(Action.FORM_CLUSTER, bootstrap.name, f"{BOOTSTRAP}'s own, peer {bootstrap.etcd.peer_url}"))
+    server = bootstrap.apiserver
+    # Once the target's etcd runs, the endpoint is (or is about to be) the target's: a re-run after
+    # a later failure must not put the bootstrap's replica back into it.
+    joins = not observed.cluster_exists and observed.backends.get(server.name) != server.address
+    if joins or not bootstrap.running:
+        steps.append(Step(Action.START_APISERVER, server.name, f"{BOOTSTRAP}, {server.address}"))
+    if joins:
+        steps.append(Step(Action.ADD_TO_ENDPOINT, server.name, BOOTSTRAP))
     return steps
 
 
-def _join_endpoint(servers: Iterable[ApiServer], observed: Observed) -> list[PivotStep]:
-    return [PivotStep.lifecycle(Action.ADD_TO_ENDPOINT, s.name, role="target") for s in servers
-            if observed.backends.get(s.name) != s.address]
-
-
-def _etcd_level(topology: Topology, observed: Observed, bootstrap: Bootstrap) -> list[PivotStep]:
+def _etcd_level(topology: Topology, observed: Observed, bootstrap: Bootstrap, files: str) -> list[Step]:
     steps = [
-        PivotStep.of(PivotAction.COUNT_OBJECTS, topology.endpoint),
+        Step(Action.EXPORT, topology.endpoint, _counted(files)),
         # Out of the endpoint and stopped before the snapshot: no write is acknowledged and then lost.
-        PivotStep.lifecycle(Action.REMOVE_FROM_ENDPOINT, bootstrap.name, role="bootstrap"),
-        PivotStep.of(PivotAction.STOP_WRITES, bootstrap.name),
-        PivotStep.lifecycle(Action.SNAPSHOT, bootstrap.name, role="bootstrap"),
+        Step(Action.PAUSE_APISERVER, bootstrap.apiserver.name,
+             f"{BOOTSTRAP}: writes stop until the target's first replica joins the endpoint"),
+        Step(Action.SNAPSHOT, bootstrap.name, f"{BOOTSTRAP}'s, into {files}" if files else f"{BOOTSTRAP}'s"),
     ]
-    # Every member from the one snapshot into the whole membership, then started together: a
-    # restored member waits for a quorum of its new cluster, so one at a time would never come up.
-    steps += [PivotStep.of(PivotAction.RESTORE_MEMBER, h.name) for h in topology.etcd]
-    steps += [PivotStep.of(PivotAction.START_RESTORED, h.name) for h in topology.etcd]
-    for server in topology.control_plane:
-        steps.append(PivotStep.lifecycle(Action.START_APISERVER, server.name, server.address, role="target"))
-        steps += _join_endpoint([server], observed)
+    # Then a restore of that snapshot into the target, as the restore playbook (which the pivot
+    # runs) plans it. The endpoint runs by then (the bootstrap served through it), and the target's
+    # members have nothing to stop: the pivot is refused above when the target holds any etcd.
+    restored = plan_restore(topology, dataclasses.replace(observed, endpoint_running=True),
+                            snapshot=f"{BOOTSTRAP}'s snapshot")
+    steps += [s for s in restored.steps if s.action is not Action.STOP_MEMBER]
     return steps
 
 
-def _api_level(topology: Topology, observed: Observed, bootstrap: Bootstrap, move: bool) -> list[PivotStep]:
+def _api_level(topology: Topology, observed: Observed, bootstrap: Bootstrap, move: bool, files: str) -> list[Step]:
+    # planner.py imports this module to list plan_pivot in PLANNERS beside the other planners, so
+    # plan_create is imported when an api-level pivot is planned: at the top it would be a cycle.
+    from kubectl_state.core.lifecycle.planner import plan_create  # noqa: PLC0415 (import cycle)
+
     # The target as create plans it (its membership changes quorum-checked there); its replicas
     # join the endpoint only after the copy, so clients never see a half-filled cluster.
     created = plan_create(topology, observed)
-    steps = [PivotStep.lifecycle(s.action, s.host, s.detail, role="target") for s in created.steps
-             if s.action not in (Action.START_ENDPOINT, Action.ADD_TO_ENDPOINT)]
-    steps += [PivotStep.of(PivotAction.COUNT_OBJECTS, topology.endpoint),
-              PivotStep.of(PivotAction.COPY_OBJECTS, bootstrap.name, "then deleted from the bootstrap" if move else "")]
-    steps += _join_endpoint(topology.control_plane, observed)
-    steps.append(PivotStep.lifecycle(Action.REMOVE_FROM_ENDPOINT, bootstrap.name, role="bootstrap"))
+    steps = [s for s in created.steps if s.action not in (Action.START_ENDPOINT, Action.ADD_TO_ENDPOINT)]
+    steps = [dataclasses.replace(s, detail=f"{s.detail}, outside the endpoint until the copy is done")
+             if s.action is Action.START_APISERVER else s for s in steps]
+    steps += [Step(Action.EXPORT, topology.endpoint, _counted(files)),
+              Step(Action.COPY_OBJECTS, bootstrap.name, "then deleted from the bootstrap" if move else "")]
+    steps += [Step(Action.ADD_TO_ENDPOINT, s.name) for s in topology.control_plane
+              if observed.backends.get(s.name) != s.address]
+    steps.append(Step(Action.REMOVE_FROM_ENDPOINT, bootstrap.apiserver.name, BOOTSTRAP))
     return steps
+
+
+def _counted(files: str) -> str:
+    where = f", into {files}" if files else ""
+    return f"what the bootstrap serves, counted for the verification{where}"
 
 
 def plan_pivot(
@@ -235,26 +198,37 @@ def plan_pivot(
     level: str | PivotLevel = PivotLevel.ETCD,
     target_data: Sequence[str] = (),
     move: bool = False,
-) -> PivotPlan:
+    bootstrap_only: bool = False,
+    pivot_dir: str = "",
+) -> Plan:
     """The checked plan of a pivot from `bootstrap` into the target `topology`.
 
     `observed` is the target as it runs (its etcd members, the endpoint's backends);
-    `target_data` the target hosts whose etcd data dir exists. Raises InvalidInputError for a
-    bad level or inventory and UnsafeOperationError when the pivot would lose or overwrite state.
+    `target_data` the target hosts whose etcd data dir exists; `move` deletes the copied objects
+    from the bootstrap (api level); `bootstrap_only` plans the endpoint and the bootstrap alone
+    (to load the bootstrap before the pivot); `pivot_dir` is where the snapshot and exports go.
+    Raises InvalidInputError for a bad level or inventory and UnsafeOperationError when the pivot
+    would lose or overwrite state.
     """
     chosen = pivot_level(level)
     _check_hosts(topology, bootstrap)
     if observed.cluster_exists and not bootstrap.running and not bootstrap.has_data:
-        return PivotPlan(chosen, (), (f"the target runs and the bootstrap on {bootstrap.name} is gone",))
+        return Plan("pivot", (), (f"the target runs and the bootstrap on {bootstrap.name} is gone",))
+    # Refused with pivot_bootstrap_only too: loading a bootstrap that cannot be pivoted is wasted.
     if chosen is PivotLevel.ETCD:
         _refuse_overwrite(observed, target_data)
     if bootstrap.running:
         _require_bootstrap_quorum(bootstrap)
     steps = _bootstrap_up(topology, observed, bootstrap)
+    notes = [f"the bootstrap's etcd runs on {bootstrap.name}"] if bootstrap.running else []
+    if bootstrap_only:
+        return Plan("pivot", tuple(steps), (*notes, "pivot_bootstrap_only: the pivot itself is left for later"))
     if chosen is PivotLevel.ETCD:
-        steps += _etcd_level(topology, observed, bootstrap)
+        steps += _etcd_level(topology, observed, bootstrap, pivot_dir)
     else:
-        steps += _api_level(topology, observed, bootstrap, move)
-    steps += [PivotStep.of(PivotAction.VERIFY, topology.endpoint, f"{len(topology.etcd)} voters"),
-              PivotStep.of(PivotAction.DELETE_BOOTSTRAP, bootstrap.name)]
-    return PivotPlan(chosen, tuple(steps))
+        steps += _api_level(topology, observed, bootstrap, move, pivot_dir)
+    voters = len(topology.etcd)
+    steps += [Step(Action.VERIFY, topology.endpoint, f"{voters} voter{'s' if voters != 1 else ''}"),
+              Step(Action.STOP_APISERVER, bootstrap.apiserver.name, BOOTSTRAP),
+              Step(Action.STOP_AND_WIPE, bootstrap.name, BOOTSTRAP)]
+    return Plan("pivot", tuple(steps), (*notes, f"pivot_level {chosen.value}"))

@@ -21,12 +21,14 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from kubectl_state.core.errors import InvalidInputError, UnsafeOperationError
 from kubectl_state.core.etcd import quorum
 from kubectl_state.core.etcd.quorum import MemberView
+from kubectl_state.core.lifecycle.pivot import plan_pivot
 from kubectl_state.core.lifecycle.recovery import plan_backup, plan_restore
 from kubectl_state.core.lifecycle.steps import Action, Plan, Step
 from kubectl_state.core.lifecycle.topology import EtcdHost, Observed, ObservedMember, Topology
 
-#: Operations with a planner (backup and restore: kubectl_state.core.lifecycle.recovery).
-OPERATIONS = ("create", "scale", "migrate", "repair", "upgrade", "backup", "restore", "delete")
+#: Operations with a planner (backup and restore: kubectl_state.core.lifecycle.recovery; pivot:
+#: kubectl_state.core.lifecycle.pivot).
+OPERATIONS = ("create", "scale", "migrate", "repair", "upgrade", "backup", "restore", "delete", "pivot")
 
 
 class _Simulation:
@@ -408,7 +410,7 @@ def plan_delete(topology: Topology, observed: Observed) -> Plan:
 
 Planner = Callable[..., Plan]
 
-#: Operation name -> planner(topology, observed, **options). Backup and restore join here.
+#: Operation name -> planner(topology, observed, **options). Backup, restore and pivot join here.
 PLANNERS: Mapping[str, Planner] = {
     "create": plan_create,
     "scale": plan_scale,
@@ -418,6 +420,7 @@ PLANNERS: Mapping[str, Planner] = {
     "repair": plan_repair,
     "upgrade": plan_upgrade,
     "delete": plan_delete,
+    "pivot": plan_pivot,
 }
 
 

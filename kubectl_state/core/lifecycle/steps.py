@@ -33,6 +33,9 @@ class Action(enum.Enum):
     RESTORE_MEMBER = "restore_member"
     START_RESTORED = "start_restored"
     IMPORT = "import"
+    # The pivot (kubectl_state.core.lifecycle.pivot); its other steps are the ones above.
+    COPY_OBJECTS = "copy_objects"
+    VERIFY = "verify"
 
 
 _TEXT = {
@@ -62,6 +65,9 @@ _TEXT = {
     Action.RESTORE_MEMBER: "restore etcd member {host}'s data dir from the snapshot (the old one moved aside)",
     Action.START_RESTORED: "start the restored etcd members together: {host}",
     Action.IMPORT: "import the API-level export through the API endpoint on {host}",
+    Action.COPY_OBJECTS: "copy the chosen objects from {host} into the target (state_migrate)",
+    Action.VERIFY: "verify through the API endpoint on {host}: the target's etcd has quorum, every member votes, "
+                   "every exported object is served",
 }
 
 

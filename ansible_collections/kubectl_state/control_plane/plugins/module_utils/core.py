@@ -102,11 +102,12 @@ def warnings_to(module):
         warnings.filterwarnings("ignore", category=urllib3.exceptions.InsecureRequestWarning)
 
 
-def etcd_client(module):
-    """An EtcdClient from the shared connection options."""
+def etcd_client(module, **overrides):
+    """An EtcdClient from the shared connection options; `overrides` replace some of them (the
+    endpoints and certificates of a second cluster, say)."""
     from kubectl_state.core.etcd.client import EtcdClient
 
-    params = module.params
+    params = dict(module.params, **overrides)
     endpoints = [e.strip() for e in params.get("etcd_endpoints") or [] if e and e.strip()]
     if params.get("password") is not None and not params.get("username"):
         module.fail_json(msg="password needs username")

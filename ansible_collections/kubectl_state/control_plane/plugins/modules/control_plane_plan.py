@@ -17,6 +17,9 @@ description:
     start and join the endpoint, the old replicas and members leave. With O(endpoint_remove), the endpoint
     moves too; the new one starts and is filled with every replica of O(control_plane) before the old one
     stops. O(operation=scale) plans the same way under its own name.
+  - O(operation=pivot) plans the hand-over from a bootstrap control plane (one host, named in
+    O(plan_options)) to the control plane of the inventory, the target. The bootstrap's etcd is read
+    through its own client URL with a second etcd client, as the target's is read through O(etcd_endpoints).
   - Every membership change of the plan is checked with the quorum rules of C(kubectl state etcd member)
     before anything runs. A plan with an unsafe step fails with the reason (and C(exit_status=6)) and
     plans nothing; the lifecycle playbooks run this module first, so they change nothing either.
@@ -29,7 +32,7 @@ options:
       - The lifecycle operation to plan.
     type: str
     required: true
-    choices: [create, scale, migrate, repair, upgrade, backup, restore, delete]
+    choices: [create, scale, migrate, repair, upgrade, backup, restore, delete, pivot]
   etcd:
     description:
       - The etcd members the inventory wants, in inventory order (the first forms a new cluster).
@@ -148,6 +151,13 @@ options:
         C(unschedule) (bool).
       - For O(operation=restore), C(snapshot) (required), C(archive) (an API-level export to import afterwards)
         and C(backup_host).
+      - For O(operation=pivot), C(bootstrap) (required), a dict with the bootstrap host's C(name), its etcd
+        member's C(peer_url) and C(client_url), its API server's C(address) (V(HOST:PORT)), C(has_data) (bool,
+        whether its etcd data dir exists) and optionally C(ca_cert), C(client_cert) and C(client_key) for its
+        etcd (by default those of the module); C(level) (V(etcd), the default, or V(api)); C(target_data) (the
+        target hosts whose etcd data dir exists, refused at the etcd level); C(move) (bool, the copied objects
+        are deleted from the bootstrap); C(bootstrap_only) (bool, plan the endpoint and the bootstrap only);
+        C(pivot_dir) (where the snapshot and exports go, shown in the plan).
       - An option the operation does not take fails the module with its name.
     type: dict
     default: {}
@@ -202,6 +212,26 @@ EXAMPLES = r"""
     endpoint_remove_running: true
     endpoint_remove_config: "{{ lb1_haproxy_cfg }}"
   delegate_to: lb-2
+
+- name: Plan the pivot from the bootstrap on boot-1 into the inventory's control plane, at the etcd level
+  kubectl_state.control_plane.control_plane_plan:
+    operation: pivot
+    etcd:
+      - {name: etcd-1, peer_url: "https://10.0.0.11:2380", client_url: "https://10.0.0.11:2379"}
+    control_plane:
+      - {name: cp-1, address: "10.0.0.21:6443"}
+    endpoint: lb-1
+    endpoint_socket: /run/haproxy/admin.sock
+    plan_options:
+      bootstrap:
+        name: boot-1
+        peer_url: "https://10.0.0.10:2380"
+        client_url: "https://10.0.0.10:2379"
+        address: "10.0.0.10:6443"
+        has_data: true
+      level: etcd
+      target_data: []
+  delegate_to: lb-1
 """
 
 RETURN = r"""
@@ -225,6 +255,13 @@ bootstrap:
   description: The host that forms a new etcd cluster, or an empty string when a cluster runs already.
   returned: success
   type: str
+bootstrap_members:
+  description:
+    - With O(operation=pivot), the bootstrap's etcd members as observed through its client URL, each with the
+      keys of RV(members); empty when none answers.
+  returned: success
+  type: list
+  elements: dict
 members:
   description:
     - The etcd members as observed, each with id, name, peer_urls, is_learner, started, healthy, is_leader,
@@ -242,6 +279,8 @@ leaving_backends:
   type: dict
 """
 
+from ansible.module_utils.parsing.convert_bool import boolean
+
 from ansible_collections.kubectl_state.control_plane.plugins.module_utils.core import (
     core_errors,
     etcd_client,
@@ -251,6 +290,44 @@ from ansible_collections.kubectl_state.control_plane.plugins.module_utils.core i
 ETCD_HOST = dict(name=dict(type="str", required=True), peer_url=dict(type="str", required=True),
                  client_url=dict(type="str"))
 API_SERVER = dict(name=dict(type="str", required=True), address=dict(type="str", required=True))
+#: The bootstrap's etcd certificates in plan_options.bootstrap: for the second client, not the planner.
+BOOTSTRAP_TLS = ("ca_cert", "client_cert", "client_key")
+
+
+def flag(name, value):
+    """A yes/no plan option as a bool: plan_options is a free dict, so Ansible has not converted it."""
+    from kubectl_state.core.errors import InvalidInputError
+
+    try:
+        return boolean(value)
+    except TypeError:
+        raise InvalidInputError(f"plan_options {name} is true or false, not {value!r}") from None
+
+
+def observed_bootstrap(module, options):
+    """plan_options.bootstrap as the planner takes it: the host, with its etcd members as they answer
+    through its client URL (a second client: the bootstrap is a cluster of its own)."""
+    from kubectl_state.core.lifecycle.observe import etcd_members
+    from kubectl_state.core.lifecycle.pivot import bootstrap_host
+
+    entry = options.get("bootstrap")
+    if isinstance(entry, dict):
+        entry = dict(entry)
+        tls = {key: entry.pop(key) for key in BOOTSTRAP_TLS if entry.get(key)}
+        if "has_data" in entry:
+            entry["has_data"] = flag("bootstrap.has_data", entry["has_data"])
+    else:
+        # Not a dict (or missing): bootstrap_host refuses it with what it wants instead.
+        tls = {}
+    bootstrap = bootstrap_host(entry)
+    with etcd_client(module, etcd_endpoints=[bootstrap.etcd.client_url], **tls) as client:
+        return bootstrap.found(etcd_members(client))
+
+
+def member_results(members):
+    return [dict(id=f"{m.id:x}", name=m.name, peer_urls=list(m.peer_urls), is_learner=m.is_learner,
+                 started=m.started, healthy=m.healthy, is_leader=m.is_leader, version=m.version,
+                 reason=m.reason) for m in members]
 
 
 def main():
@@ -258,7 +335,7 @@ def main():
         dict(
             operation=dict(type="str", required=True,
                            choices=["create", "scale", "migrate", "repair", "upgrade", "backup", "restore",
-                                    "delete"]),
+                                    "delete", "pivot"]),
             etcd=dict(type="list", elements="dict", required=True, options=ETCD_HOST),
             etcd_remove=dict(type="list", elements="dict", default=[], options=ETCD_HOST),
             control_plane=dict(type="list", elements="dict", required=True, options=API_SERVER),
@@ -301,6 +378,12 @@ def main():
         if params["operation"] == "upgrade":
             options["etcd_version"] = params["etcd_version"]
         options.update(params["plan_options"])
+        bootstrap = None
+        if params["operation"] == "pivot":
+            bootstrap = options["bootstrap"] = observed_bootstrap(module, options)
+            for name in ("move", "bootstrap_only"):
+                if name in options:
+                    options[name] = flag(name, options[name])
         checked = plan(params["operation"], topology, observed, **options)
     hosts = {}
     for step in checked.steps:
@@ -312,9 +395,8 @@ def main():
         notes=list(checked.notes),
         hosts=hosts,
         bootstrap=next(iter(checked.hosts(Action.FORM_CLUSTER)), ""),
-        members=[dict(id=f"{m.id:x}", name=m.name, peer_urls=list(m.peer_urls), is_learner=m.is_learner,
-                      started=m.started, healthy=m.healthy, is_leader=m.is_leader, version=m.version,
-                      reason=m.reason) for m in observed.members],
+        members=member_results(observed.members),
+        bootstrap_members=member_results(bootstrap.members) if bootstrap else [],
         backends=dict(observed.backends),
         leaving_backends=dict(observed.leaving_backends),
     )
