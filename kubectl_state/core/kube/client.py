@@ -29,15 +29,6 @@ DEFAULT_TIMEOUT = (10.0, 120.0)
 QUICK_TIMEOUT = (5.0, 10.0)
 
 
-def load_configuration(kubeconfig: str | None = None, context: str | None = None) -> KubeConfiguration:
-    """The connection settings of `context` in `kubeconfig` (both default as kubectl's do).
-
-    `kubeconfig=None` honours $KUBECONFIG and then ~/.kube/config, like kubectl.
-    TLS verification follows the kubeconfig; it is never turned off here.
-    """
-    return load_kubeconfig(kubeconfig, context)
-
-
 class _ServerNameAdapter(requests.adapters.HTTPAdapter):
     """Checks the server's certificate against (and sends as SNI) the kubeconfig's
     tls-server-name instead of the host in the URL."""
@@ -71,7 +62,7 @@ class KubeClient:
 
     @classmethod
     def from_kubeconfig(cls, kubeconfig: str | None = None, context: str | None = None, **kwargs: Any) -> KubeClient:
-        return cls(load_configuration(kubeconfig, context), **kwargs)
+        return cls(load_kubeconfig(kubeconfig, context), **kwargs)
 
     def close(self) -> None:
         self._session.close()

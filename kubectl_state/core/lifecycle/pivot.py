@@ -24,7 +24,6 @@ from dataclasses import dataclass
 
 from kubectl_state.core.errors import InvalidInputError, UnsafeOperationError
 from kubectl_state.core.etcd import quorum
-from kubectl_state.core.etcd.quorum import MemberView
 from kubectl_state.core.lifecycle.recovery import plan_restore
 from kubectl_state.core.lifecycle.steps import Action, Plan, Step
 from kubectl_state.core.lifecycle.topology import (
@@ -110,9 +109,7 @@ def _check_hosts(topology: Topology, bootstrap: Bootstrap) -> None:
 
 
 def _require_bootstrap_quorum(bootstrap: Bootstrap) -> None:
-    members = [MemberView(id=m.id, name=m.name, is_learner=m.is_learner, healthy=m.healthy)
-               for m in bootstrap.members]
-    summary = quorum.summarize(members)
+    summary = quorum.summarize([m.view() for m in bootstrap.members])
     if not summary.has_quorum:
         raise UnsafeOperationError(
             f"refusing to pivot: the bootstrap's etcd on {bootstrap.name} answers but has no quorum "

@@ -39,8 +39,7 @@ class _Simulation:
     """
 
     def __init__(self, members: Iterable[ObservedMember]) -> None:
-        self.members = [MemberView(id=m.id, name=m.name or "", is_learner=m.is_learner, healthy=m.healthy)
-                        for m in members]
+        self.members = [m.view() for m in members]
         # IDs for members that do not exist yet: above every 64-bit etcd ID, so they never clash.
         self._new_ids = itertools.count(1 << 64)
 

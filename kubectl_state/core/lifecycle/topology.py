@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kubectl_state.core.errors import InvalidInputError
+from kubectl_state.core.etcd.quorum import MemberView
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,10 @@ class ObservedMember:
     @property
     def label(self) -> str:
         return f"{self.name or 'unstarted'} ({self.id:x})"
+
+    def view(self) -> MemberView:
+        """The member as the quorum rules (core.etcd.quorum) see it."""
+        return MemberView(id=self.id, name=self.name or "", is_learner=self.is_learner, healthy=self.healthy)
 
 
 @dataclass(frozen=True)
